@@ -1,0 +1,17 @@
+"""Where NeuroFlux keeps downloaded data and writes reports (environment overrides)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Download cache: ``$NEUROFLUX_CACHE_DIR``, else ``~/.cache/neuroflux``."""
+    default = Path.home() / ".cache" / "neuroflux"
+    return Path(os.environ.get("NEUROFLUX_CACHE_DIR", default)).expanduser()
+
+
+def reports_dir() -> Path:
+    """Report output: ``$NEUROFLUX_REPORTS_DIR``, else ``reports/`` here."""
+    return Path(os.environ.get("NEUROFLUX_REPORTS_DIR", "reports")).expanduser()
