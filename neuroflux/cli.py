@@ -22,7 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-data_app = typer.Typer(help="Market data: samples, files and downloads.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Market data: samples, files and downloads.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 console = Console(highlight=False)
 
@@ -43,7 +45,9 @@ def doctor() -> None:
     table = Table("check", "status", "detail", title="neuroflux doctor")
     colours = {"ok": "green", "warn": "yellow", "fail": "red"}
     for check in checks:
-        table.add_row(check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail)
+        table.add_row(
+            check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail
+        )
     console.print(table)
     if any(check.status == "fail" for check in checks):
         raise typer.Exit(1)
@@ -56,7 +60,9 @@ def data_samples() -> None:
 
     table = Table("name", "kind", "description", "source", "license")
     for name, row in list_samples().iterrows():
-        table.add_row(name, row["kind"], row["description"], row["source"], row["license"])
+        table.add_row(
+            name, row["kind"], row["description"], row["source"], row["license"]
+        )
     console.print(table, markup=False)
 
 
@@ -107,9 +113,11 @@ def data_fetch(
     timeframe: Annotated[str, typer.Argument(help="Bar size, e.g. 1m, 1h, 1d.")],
     since: Annotated[str, typer.Option(help="Start (UTC), e.g. 2024-01-01.")],
     until: Annotated[str, typer.Option(help="End, exclusive (UTC).")],
-    cache_dir: Annotated[Path | None, typer.Option(help="Parquet cache folder.")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Parquet cache folder.")
+    ] = None,
 ) -> None:
-    """Download OHLCV bars through ccxt into the Parquet cache (only what is missing)."""
+    """Download OHLCV bars through ccxt into the Parquet cache (only what is new)."""
     from neuroflux.data.downloads import fetch_ohlcv
 
     bars = fetch_ohlcv(

@@ -76,10 +76,16 @@ def _locked_packages(lock_file: Path) -> Check:
         if installed != pinned:
             wrong.append(f"{name} {installed} (lock: {pinned})")
     if wrong:
-        shown = ", ".join(wrong[:8]) + (f" and {len(wrong) - 8} more" if len(wrong) > 8 else "")
-        return Check("packages", "fail", f"{len(wrong)} differ from {lock_file.name}: {shown}")
+        shown = ", ".join(wrong[:8]) + (
+            f" and {len(wrong) - 8} more" if len(wrong) > 8 else ""
+        )
+        return Check(
+            "packages", "fail", f"{len(wrong)} differ from {lock_file.name}: {shown}"
+        )
     jax_version = metadata.version("jax")
-    return Check("packages", "ok", f"{len(pins)} match {lock_file.name} (jax {jax_version})")
+    return Check(
+        "packages", "ok", f"{len(pins)} match {lock_file.name} (jax {jax_version})"
+    )
 
 
 def _jax() -> list[Check]:
@@ -94,9 +100,12 @@ def _jax() -> list[Check]:
         Check(
             "jax devices",
             "ok",
-            f"{len(devices)} ({kinds})" + ("" if accelerator else "; no GPU/TPU, CPU only"),
+            f"{len(devices)} ({kinds})"
+            + ("" if accelerator else "; no GPU/TPU, CPU only"),
         ),
-        Check("float64 (x64)", "ok" if x64 else "fail", "enabled" if x64 else "disabled"),
+        Check(
+            "float64 (x64)", "ok" if x64 else "fail", "enabled" if x64 else "disabled"
+        ),
     ]
 
 
@@ -115,7 +124,9 @@ def _chromium() -> Check:
         "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
     )
     if path is None:
-        return Check("chromium", "warn", "not found (optional: dashboard browser tests)")
+        return Check(
+            "chromium", "warn", "not found (optional: dashboard browser tests)"
+        )
     try:
         version = subprocess.run(
             [path, "--version"], capture_output=True, text=True, timeout=20

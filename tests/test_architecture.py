@@ -29,7 +29,9 @@ def test_every_neuroflux_module_is_either_pure_or_edge():
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess:
     linter = Path(sys.executable).with_name("lint-imports")
-    return subprocess.run([linter, "--no-cache"], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(
+        [linter, "--no-cache"], cwd=cwd, capture_output=True, text=True
+    )
 
 
 def test_import_contract_holds():

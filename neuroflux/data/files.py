@@ -226,7 +226,9 @@ def _parse_timestamps(
     return stamps.tz_convert("UTC")
 
 
-def _record(changes: list[dict], repair: str, row: pd.Series, column: str, before, after):
+def _record(
+    changes: list[dict], repair: str, row: pd.Series, column: str, before, after
+):
     changes.append(
         {
             "repair": repair,
@@ -274,9 +276,7 @@ def _widen_high_low(frame: pd.DataFrame, changes: list[dict]) -> pd.DataFrame:
     ):
         for index in frame.index[wrong]:
             row = frame.loc[index]
-            _record(
-                changes, "widen_high_low", row, column, row[column], target[index]
-            )
+            _record(changes, "widen_high_low", row, column, row[column], target[index])
         frame.loc[wrong, column] = target[wrong]
     return frame
 

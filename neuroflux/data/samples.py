@@ -1,12 +1,11 @@
 """Real daily market data that ships inside PyPI wheels, ready to use offline.
 
-| name      | instrument                       | source                                  | range       |
-|-----------|----------------------------------|-----------------------------------------|-------------|
-| sp500     | S&P 500 index                    | `arch` package (arch.data.sp500)         | 1999 – 2018 |
-| nasdaq    | NASDAQ Composite index           | `arch` package (arch.data.nasdaq)        | 1999 – 2018 |
-| aapl, ibm, msft, goog | US stocks            | `bokeh_sampledata.stocks` (Quandl WIKI prices, public domain) | 2000 – 2013 |
-| us_stocks | aapl, ibm, msft, goog as a panel | as above, on the dates all four trade   | 2004 – 2013 |
-| us_indices| sp500 and nasdaq as a panel      | as above                                | 1999 – 2018 |
+- ``sp500``, ``nasdaq``: S&P 500 and NASDAQ Composite indices, 1999 – 2018, from the
+  example data of the ``arch`` package (``arch.data``; NCSA licence).
+- ``aapl``, ``ibm``, ``msft`` (2000 – 2013) and ``goog`` (2004 – 2013): US stocks from
+  ``bokeh_sampledata.stocks`` (Quandl WIKI prices, public domain).
+- ``us_stocks``: the four stocks as a panel, on the dates all four trade (2004 – 2013).
+- ``us_indices``: ``sp500`` and ``nasdaq`` as a panel.
 
 Single-asset samples are frames with a UTC DatetimeIndex named ``timestamp`` and float64
 columns ``open high low close volume``. Panels have two column levels, ``(field,
@@ -36,7 +35,9 @@ class _Sample:
     members: tuple[str, ...] = ()
 
 
-_ARCH_SOURCE = "arch package, arch.data.{module}: the daily bars arch ships for its examples"
+_ARCH_SOURCE = (
+    "arch package, arch.data.{module}: the daily bars arch ships for its examples"
+)
 _BOKEH_SOURCE = (
     "bokeh_sampledata.stocks: Quandl WIKI prices (public domain), archived copy"
 )
@@ -115,7 +116,10 @@ def load_sample(name: str, *, adjusted: bool = True) -> pd.DataFrame:
     sample = SAMPLES[key]
     if sample.members:
         frame = _aligned_panel(
-            {member: load_sample(member, adjusted=adjusted) for member in sample.members}
+            {
+                member: load_sample(member, adjusted=adjusted)
+                for member in sample.members
+            }
         )
     elif key in ("sp500", "nasdaq"):
         frame = _arch_index(key)

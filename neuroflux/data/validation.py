@@ -18,7 +18,7 @@ _SHOWN = 5
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken rule: the row (0-based position), column, what was expected and found."""
+    """One broken rule: row (0-based position), column, what was expected and found."""
 
     row: int
     column: str
@@ -31,7 +31,7 @@ class DataValidationError(ValueError):
 
     Attributes:
         source: the file or frame the data came from.
-        violations: list of dicts with keys ``row line timestamp column expected found``,
+        violations: dicts with keys ``row line timestamp column expected found``,
             sorted by row; ``row`` counts data rows from 1, ``line`` is the CSV file
             line (None for Parquet and frames).
     """
@@ -101,7 +101,9 @@ def check_bars(
         (volume < 0, "volume", "volume >= 0"),
     ]
     stamps = pd.DatetimeIndex(timestamps)
-    stamps = (stamps.tz_convert(None) if stamps.tz else stamps).to_numpy("datetime64[ns]")
+    stamps = (stamps.tz_convert(None) if stamps.tz else stamps).to_numpy(
+        "datetime64[ns]"
+    )
     order = np.diff(stamps.astype("int64"))
     rules += [
         (np.r_[False, order == 0], "timestamp", "a timestamp after the previous row's"),

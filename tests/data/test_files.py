@@ -184,7 +184,7 @@ def test_missing_and_extra_columns_are_named(tmp_path, header, expected):
 def test_every_violation_is_counted_and_first_ones_shown(tmp_path):
     table = valid_bars(30, seed=4)
     table["volume"] = -1.0
-    with pytest.raises(DataValidationError, match="30 problems.*and 25 more") as error:
+    with pytest.raises(DataValidationError, match=r"30 problems.*and 25 more") as error:
         read_ohlcv(write(table, tmp_path / "volume.csv", "csv"))
     assert [v["line"] for v in error.value.violations] == [2, 3, 4, 5, 6]
 
@@ -216,7 +216,9 @@ def test_repairs_only_what_is_asked_and_reports_every_change(tmp_path):
     assert changes.iloc[0]["column"] == "close"
     widened = changes.iloc[2]
     assert widened["column"] == "high"
-    assert widened["after"] == pytest.approx(max(table.at[6, "open"], table.at[6, "close"]))
+    assert widened["after"] == pytest.approx(
+        max(table.at[6, "open"], table.at[6, "close"])
+    )
     assert widened["after"] != original_high
     assert len(repaired.bars) == 6
 

@@ -75,5 +75,5 @@ def test_list_samples_describes_each_sample():
 
 
 def test_unknown_sample_lists_valid_names():
-    with pytest.raises(KeyError, match="sp500.*us_stocks"):
+    with pytest.raises(KeyError, match=r"sp500.*us_stocks"):
         load_sample("spx")
