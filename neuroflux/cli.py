@@ -99,10 +99,9 @@ def data_validate(
         typer.echo(f"invalid: {error}", err=True)
         raise typer.Exit(2) from None
     step = bars.index.to_series().diff().median()
-    console.print(
+    typer.echo(
         f"valid: {path}: {len(bars)} bars from {bars.index[0]} to {bars.index[-1]}, "
-        f"median bar {step}, last close {bars['close'].iloc[-1]:.6g}",
-        markup=False,
+        f"median bar {step}, last close {bars['close'].iloc[-1]:.6g}"
     )
 
 
@@ -123,10 +122,9 @@ def data_fetch(
     bars = fetch_ohlcv(
         exchange, symbol, timeframe, since, until, cache_dir=cache_dir, progress=True
     )
-    console.print(
+    typer.echo(
         f"{exchange} {symbol} {timeframe}: {len(bars)} bars"
-        + (f" from {bars.index[0]} to {bars.index[-1]}" if len(bars) else ""),
-        markup=False,
+        + (f" from {bars.index[0]} to {bars.index[-1]}" if len(bars) else "")
     )
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 def cache_dir() -> Path:
     """Download cache: ``$NEUROFLUX_CACHE_DIR``, else ``~/.cache/neuroflux``."""
-    default = Path.home() / ".cache" / "neuroflux"
-    return Path(os.environ.get("NEUROFLUX_CACHE_DIR", default)).expanduser()
+    configured = os.environ.get("NEUROFLUX_CACHE_DIR")
+    return Path(configured or Path.home() / ".cache" / "neuroflux").expanduser()
 
 
 def reports_dir() -> Path:

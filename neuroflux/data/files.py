@@ -18,8 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neuroflux.data.samples import OHLCV_COLUMNS
-from neuroflux.data.validation import DataValidationError, Violation, check_bars
+from neuroflux.data.validation import (
+    OHLCV_COLUMNS,
+    DataValidationError,
+    Violation,
+    check_bars,
+)
 
 TIMESTAMP_NAMES = ("timestamp", "date", "time", "datetime")
 REPAIRS = (

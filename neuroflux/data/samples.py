@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
+from neuroflux.data.validation import OHLCV_COLUMNS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-_COLUMNS = ("open", "high", "low", "close", "volume")
+OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 _SHOWN = 5
 
 
@@ -90,11 +90,11 @@ def check_bars(
     rules = [
         *(
             (~np.isfinite(values[:, j]), column, "a finite number")
-            for j, column in enumerate(_COLUMNS)
+            for j, column in enumerate(OHLCV_COLUMNS)
         ),
         *(
             (values[:, j] <= 0, column, "a price above 0")
-            for j, column in enumerate(_COLUMNS[:4])
+            for j, column in enumerate(OHLCV_COLUMNS[:4])
         ),
         (high < np.fmax(open_, close), "high", "high >= max(open, close)"),
         (low > np.fmin(open_, close), "low", "low <= min(open, close)"),
@@ -133,13 +133,13 @@ def validate_ohlcv(frame: pd.DataFrame, *, source: str | None = None) -> pd.Data
             f"{type(frame.index).__name__} (tz={getattr(frame.index, 'tz', None)})",
             source=source,
         )
-    missing = [c for c in _COLUMNS if c not in frame.columns]
+    missing = [c for c in OHLCV_COLUMNS if c not in frame.columns]
     if missing:
         raise DataValidationError(
-            f"{source}: missing columns {missing}; expected {list(_COLUMNS)}",
+            f"{source}: missing columns {missing}; expected {list(OHLCV_COLUMNS)}",
             source=source,
         )
-    values = frame[list(_COLUMNS)].to_numpy(dtype="float64", na_value=np.nan)
+    values = frame[list(OHLCV_COLUMNS)].to_numpy(dtype="float64", na_value=np.nan)
     check_bars(frame.index, values, source=source)
     return frame
 
@@ -148,7 +148,7 @@ def _found(values: np.ndarray, stamps: np.ndarray, row: int, column: str) -> str
     if column == "timestamp":
         previous = _format_time(stamps, row - 1)
         return f"{_format_time(stamps, row)} after {previous}"
-    value = values[row, _COLUMNS.index(column)]
+    value = values[row, OHLCV_COLUMNS.index(column)]
     if column == "high" or column == "low":
         open_, close = values[row, 0], values[row, 3]
         return f"{float(value)!r} (open {float(open_)!r}, close {float(close)!r})"

@@ -4,8 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neuroflux.data import DataValidationError, read_ohlcv, repair_ohlcv
-from neuroflux.data.samples import OHLCV_COLUMNS
+from neuroflux.data import OHLCV_COLUMNS, DataValidationError, read_ohlcv, repair_ohlcv
 
 
 def valid_bars(rows: int, seed: int) -> pd.DataFrame:

@@ -2,8 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuroflux.data import list_samples, load_sample, validate_ohlcv
-from neuroflux.data.samples import OHLCV_COLUMNS
+from neuroflux.data import OHLCV_COLUMNS, list_samples, load_sample, validate_ohlcv
 
 SINGLE = ["sp500", "nasdaq", "aapl", "ibm", "msft", "goog"]
 
