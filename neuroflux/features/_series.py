@@ -1,0 +1,26 @@
+"""Input checks shared by the feature modules: a float series [T], a positive length."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+
+def as_series(x: ArrayLike, name: str = "x") -> jnp.ndarray:
+    """``x`` as a float array of shape [T] (integers become the default float)."""
+    series = jnp.asarray(x)
+    series = series.astype(jnp.result_type(series, float))
+    if series.ndim != 1:
+        raise ValueError(
+            f"{name} must be a series of shape [T]; got shape {series.shape}. "
+            "For a panel [T, A] use jax.vmap(f, in_axes=1, out_axes=1)."
+        )
+    return series
+
+
+def as_length(value: ArrayLike, name: str) -> jnp.ndarray:
+    """A window, span or period; a Python int below 1 is refused here, while a traced
+    one cannot be checked and yields all-NaN output instead."""
+    if isinstance(value, int) and value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value}")
+    return jnp.asarray(value)
