@@ -42,8 +42,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SOURCE = "neuroflux synthetic generator (seeded; not market data)"
 from neuroflux.data.validation import OHLCV_COLUMNS as FIELDS
+
+SOURCE = "neuroflux synthetic generator (seeded; not market data)"
 
 _SECONDS_PER_YEAR = 365.25 * 86_400.0
 
