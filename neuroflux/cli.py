@@ -138,5 +138,8 @@ def main() -> None:
     except Exception as error:
         if "--debug" in sys.argv:
             raise
-        typer.echo(f"error: {type(error).__name__}: {error}", err=True)
-        sys.exit(1)
+        from neuroflux.data import DataValidationError
+
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        typer.echo(f"error: {type(error).__name__}: {first_line}", err=True)
+        sys.exit(2 if isinstance(error, DataValidationError) else 1)

@@ -13,7 +13,10 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
   echo "setup: Python 3.11 is required; $python is $("$python" --version 2>&1)" >&2
   exit 1
 fi
-[ -x .venv/bin/python ] || "$python" -m venv .venv
+if ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+  rm -rf .venv
+  "$python" -m venv .venv
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 .venv/bin/uv pip install --quiet --python .venv/bin/python -r "$lock"
 .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .

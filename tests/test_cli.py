@@ -127,3 +127,12 @@ def test_doctor_finds_packages_that_differ_from_the_lock(tmp_path):
     packages = {check.name: check for check in run_checks(lock)}["packages"]
     assert packages.status == "fail"
     assert "pandas" in packages.detail and "lock: 0.0.1" in packages.detail
+
+
+def test_unreadable_file_is_a_data_error_in_one_line(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n1,2,3\n")
+    result = neuroflux("data", "validate", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "line 2: expected 6 fields like the header, found 3" in result.stderr

@@ -1,6 +1,11 @@
-"""Market data: embedded real samples, synthetic generators, files and downloads."""
+"""Market data: embedded real samples, synthetic generators, files and downloads.
 
-from neuroflux.data.downloads import fetch_ohlcv, query_ohlcv_cache
+``fetch_ohlcv`` and ``query_ohlcv_cache`` load ccxt and DuckDB on first use, so that
+reading samples and files stays quick to import.
+"""
+
+import importlib
+
 from neuroflux.data.files import REPAIRS, RepairedBars, read_ohlcv, repair_ohlcv
 from neuroflux.data.samples import list_samples, load_sample
 from neuroflux.data.synthetic import (
@@ -18,6 +23,15 @@ from neuroflux.data.validation import (
     DataValidationError,
     validate_ohlcv,
 )
+
+_DOWNLOADS = ("fetch_ohlcv", "query_ohlcv_cache")
+
+
+def __getattr__(name: str):
+    if name in _DOWNLOADS:
+        return getattr(importlib.import_module("neuroflux.data.downloads"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "OHLCV_COLUMNS",

@@ -44,7 +44,7 @@ try:
 except ImportError:  # Windows: writers of one series are not serialised.
     fcntl = None
 
-from neuroflux.data.validation import OHLCV_COLUMNS as PRICE_COLUMNS
+from neuroflux.data.validation import OHLCV_COLUMNS
 
 FILE_GLOB = "*/*/*/*.parquet"
 _COVERAGE_KEY = b"neuroflux.covered"
@@ -55,7 +55,7 @@ SCHEMA = pa.schema(
         ("symbol", pa.string()),
         ("timeframe", pa.string()),
         ("timestamp", pa.timestamp("ms", tz="UTC")),
-        *[(column, pa.float64()) for column in PRICE_COLUMNS],
+        *[(column, pa.float64()) for column in OHLCV_COLUMNS],
     ]
 )
 
@@ -98,18 +98,19 @@ def _month_start(milliseconds: int) -> datetime:
     return datetime(moment.year, moment.month, 1, tzinfo=UTC)
 
 
-def _to_milliseconds(moment: datetime) -> int:
+def _datetime_milliseconds(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _months(start_ms: int, end_ms: int) -> Iterator[tuple[str, int, int]]:
     """``(name, month_start_ms, month_end_ms)`` for each month meeting [start, end)."""
     month = _month_start(start_ms)
-    while _to_milliseconds(month) < end_ms:
+    while _datetime_milliseconds(month) < end_ms:
         following = datetime(
             month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC
         )
-        yield f"{month:%Y-%m}", _to_milliseconds(month), _to_milliseconds(following)
+        start, end = _datetime_milliseconds(month), _datetime_milliseconds(following)
+        yield f"{month:%Y-%m}", start, end
         month = following
 
 
@@ -189,7 +190,7 @@ class SeriesCache:
                 "timestamp": pa.array(bars["timestamp"], pa.int64()).cast(
                     pa.timestamp("ms", tz="UTC")
                 ),
-                **{c: pa.array(bars[c], pa.float64()) for c in PRICE_COLUMNS},
+                **{c: pa.array(bars[c], pa.float64()) for c in OHLCV_COLUMNS},
             },
             schema=SCHEMA.with_metadata(
                 {_COVERAGE_KEY: json.dumps(merge_intervals(intervals))}
@@ -224,7 +225,7 @@ class SeriesCache:
 
 def _to_frame(table: pa.Table) -> pd.DataFrame:
     frame = pd.DataFrame(
-        {c: table.column(c).to_numpy().astype("float64") for c in PRICE_COLUMNS}
+        {c: table.column(c).to_numpy().astype("float64") for c in OHLCV_COLUMNS}
     )
     timestamps = table.column("timestamp").cast(pa.int64()).to_numpy()
     frame.insert(0, "timestamp", timestamps.astype("int64"))

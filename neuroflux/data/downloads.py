@@ -46,7 +46,7 @@ def _now_milliseconds() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _to_milliseconds(moment: Any, name: str) -> int:
+def _parse_time_milliseconds(moment: Any, name: str) -> int:
     if isinstance(moment, (int, float, np.number)):
         raise ValueError(
             f"{name}={moment!r}: a bare number has no unit; pass a time such as "
@@ -130,8 +130,8 @@ def fetch_ohlcv(
         ccxt.BaseError: any other exchange error (e.g. ``ccxt.BadSymbol``), at once.
     """
     start_ms, end_ms = (
-        _to_milliseconds(since, "since"),
-        _to_milliseconds(until, "until"),
+        _parse_time_milliseconds(since, "since"),
+        _parse_time_milliseconds(until, "until"),
     )
     if end_ms <= start_ms:
         raise ValueError(f"until ({until}) must be after since ({since})")
@@ -291,7 +291,7 @@ class _Downloader:
         column; identical repeats of a bar are merged, anything else invalid raises
         ``validation.DataValidationError`` naming the bar's time and column."""
         values = np.array([row[:6] for row in rows], dtype="float64").reshape(-1, 6)
-        frame = pd.DataFrame(values[:, 1:], columns=list(_cache.PRICE_COLUMNS))
+        frame = pd.DataFrame(values[:, 1:], columns=list(validation.OHLCV_COLUMNS))
         frame.insert(0, "timestamp", values[:, 0].astype("int64"))
         inside = (frame["timestamp"] >= since_ms) & (frame["timestamp"] < end_ms)
         frame = frame[inside].drop_duplicates().reset_index(drop=True)

@@ -10,6 +10,7 @@ repairs it is asked for and returns a table of every change it made.
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import pandas as pd
 
 from neuroflux.data.validation import (
     OHLCV_COLUMNS,
+    SHOWN,
     DataValidationError,
     Violation,
     check_bars,
@@ -77,23 +79,28 @@ def repair_ohlcv(
     Repairs, applied in this order whatever the order asked:
         ``drop_missing``: drops rows with a missing price or volume.
         ``drop_duplicate_timestamps``: keeps the first of rows sharing a timestamp.
-        ``sort_timestamps``: sorts rows by timestamp.
+        ``sort_timestamps``: sorts rows by timestamp (``before``/``after`` in the
+            change table are the row's 1-based positions).
         ``widen_high_low``: raises high to max(open, close), lowers low to
             min(open, close).
 
     Returns:
         The bars and a table with one row for every row dropped or value changed.
     """
+    if isinstance(repairs, str):
+        raise TypeError(f"repairs must be a list of names, got the string {repairs!r}")
     unknown = sorted(set(repairs) - set(REPAIRS))
     if unknown:
         raise ValueError(f"unknown repair {unknown}; expected some of {list(REPAIRS)}")
     path = Path(path)
-    table = _read_table(path)
-    lines = _line_numbers(path, len(table))
+    table, lines = _read_table(path)
+    if table.empty:
+        raise DataValidationError(f"{path}: no data rows", source=str(path))
     timestamps, values = _parse(table, path, lines, assume_timezone)
     frame = pd.DataFrame(values, columns=list(OHLCV_COLUMNS))
     frame.insert(0, "timestamp", timestamps)
-    frame["_line"] = lines if lines is not None else np.arange(1, len(frame) + 1)
+    frame["_row"] = np.arange(1, len(frame) + 1)
+    frame["_line"] = lines if lines is not None else frame["_row"]
     changes: list[dict] = []
     for repair in REPAIRS:
         if repair in repairs:
@@ -103,6 +110,7 @@ def repair_ohlcv(
         frame[list(OHLCV_COLUMNS)].to_numpy(),
         source=str(path),
         lines=frame["_line"].to_numpy() if lines is not None else None,
+        rows=frame["_row"].to_numpy(),
     )
     bars = frame.set_index(pd.DatetimeIndex(frame["timestamp"], name="timestamp"))
     bars = bars[list(OHLCV_COLUMNS)]
@@ -111,23 +119,69 @@ def repair_ohlcv(
     return RepairedBars(bars=bars, changes=pd.DataFrame(changes, columns=columns))
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The file's columns as read, and for CSV the line each row starts on."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    elif suffix in (".parquet", ".pq"):
-        table = pd.read_parquet(path)
-        if isinstance(table.index, pd.DatetimeIndex):
-            table = table.reset_index()
-    else:
+    if suffix not in (".csv", ".parquet", ".pq"):
         raise DataValidationError(
             f"{path}: unsupported file type {suffix!r}; expected .csv or .parquet"
         )
-    return _select_columns(table, path)
+    lines = None
+    try:
+        if suffix == ".csv":
+            table, lines = _read_csv(path)
+        else:
+            table = pd.read_parquet(path)
+    except (ValueError, UnicodeDecodeError, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise DataValidationError(
+            f"{path}: not a readable {suffix[1:]} file: {type(error).__name__}: "
+            f"{reason}",
+            source=str(path),
+        ) from error
+    if isinstance(table.index, pd.DatetimeIndex):
+        table = table.rename_axis(table.index.name or "timestamp").reset_index()
+    return _select_columns(table, path), lines
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every cell as text. A row with too many or too few fields is an error (pandas
+    would drop or pad them); a blank line is kept as a row of empty cells."""
+    records, lines = [], []
+    with path.open(newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader, [])
+        start = reader.line_num + 1
+        for record in reader:
+            record = record or [""] * len(header)
+            if len(record) != len(header):
+                raise DataValidationError(
+                    f"{path}: line {start}: expected {len(header)} fields like the "
+                    f"header, found {len(record)}",
+                    source=str(path),
+                )
+            records.append(record)
+            lines.append(start)
+            start = reader.line_num + 1
+    return pd.DataFrame(records, columns=header, dtype=str), np.asarray(lines)
 
 
 def _select_columns(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     names = {str(name).strip().lower(): name for name in table.columns}
+    if len(names) < len(table.columns):
+        folded = [str(name).strip().lower() for name in table.columns]
+        clashing = [
+            str(n)
+            for n, f in zip(table.columns, folded, strict=True)
+            if folded.count(f) > 1
+        ]
+        raise DataValidationError(
+            f"{path}: columns {clashing} differ only in letter case; expected each "
+            "column once",
+            source=str(path),
+        )
     stamp = [name for name in TIMESTAMP_NAMES if name in names]
     missing = [name for name in OHLCV_COLUMNS if name not in names]
     extra = sorted(set(names) - set(OHLCV_COLUMNS) - set(stamp[:1]))
@@ -147,11 +201,6 @@ def _select_columns(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     return selected.reset_index(drop=True)
 
 
-def _line_numbers(path: Path, rows: int) -> np.ndarray | None:
-    """The file line of each CSV data row (after the header); Parquet has no lines."""
-    return np.arange(2, 2 + rows) if path.suffix.lower() == ".csv" else None
-
-
 def _parse(
     table: pd.DataFrame,
     path: Path,
@@ -160,6 +209,7 @@ def _parse(
 ) -> tuple[pd.DatetimeIndex, np.ndarray]:
     timestamps = _parse_timestamps(table["timestamp"], path, lines, assume_timezone)
     violations = []
+    total = 0
     values = np.empty((len(table), len(OHLCV_COLUMNS)))
     for j, column in enumerate(OHLCV_COLUMNS):
         raw = table[column]
@@ -170,12 +220,17 @@ def _parse(
         parsed = pd.to_numeric(text.where(~text.isin(_MISSING)), errors="coerce")
         bad = np.flatnonzero(parsed.isna() & ~text.isin(_MISSING))
         violations += [
-            Violation(i, column, "a number", repr(raw.iloc[i])) for i in bad[:5]
+            Violation(i, column, "a number", repr(raw.iloc[i])) for i in bad[:SHOWN]
         ]
+        total += len(bad)
         values[:, j] = parsed.to_numpy(dtype="float64", na_value=np.nan)
     if violations:
         raise DataValidationError.from_violations(
-            violations, source=str(path), lines=lines, timestamps=timestamps
+            violations,
+            source=str(path),
+            lines=lines,
+            timestamps=timestamps,
+            total=total,
         )
     return timestamps, values
 
@@ -186,11 +241,32 @@ def _parse_timestamps(
     def fail(rows: np.ndarray, expected: str, found: list[str]) -> None:
         violations = [
             Violation(i, "timestamp", expected, text)
-            for i, text in zip(rows[:5], found, strict=False)
+            for i, text in zip(rows[:SHOWN], found, strict=False)
         ]
         raise DataValidationError.from_violations(
-            violations, source=str(path), lines=lines
+            violations, source=str(path), lines=lines, total=len(rows)
         )
+
+    def localize(stamps: pd.DatetimeIndex, text: pd.Series) -> pd.DatetimeIndex:
+        """Local times to UTC; times a DST change skips or repeats are errors."""
+        try:
+            local = stamps.tz_localize(
+                assume_timezone, ambiguous="NaT", nonexistent="NaT"
+            )
+        except (KeyError, ValueError) as error:  # unknown zone name
+            raise DataValidationError(
+                f"{path}: assume_timezone={assume_timezone!r} is not a known time "
+                f"zone ({type(error).__name__})",
+                source=str(path),
+            ) from error
+        rows = np.flatnonzero(local.isna() & stamps.notna())
+        if len(rows):
+            fail(
+                rows,
+                f"a local time that exists once in {assume_timezone}",
+                list(text.iloc[rows]),
+            )
+        return local.tz_convert("UTC")
 
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         return pd.DatetimeIndex(raw).tz_convert("UTC")
@@ -201,7 +277,7 @@ def _parse_timestamps(
                 "timezone-aware timestamps (or pass assume_timezone)",
                 [f"naive {raw.dtype} column"],
             )
-        return pd.DatetimeIndex(raw).tz_localize(assume_timezone).tz_convert("UTC")
+        return localize(pd.DatetimeIndex(raw), raw.astype(str))
     text = raw.astype(str).str.strip()
     offsets = text.str.extract(_OFFSET, expand=False)
     aware = offsets.notna().to_numpy()
@@ -225,9 +301,7 @@ def _parse_timestamps(
     if len(rows):
         fail(rows, "an ISO 8601 timestamp", list(text.iloc[rows]))
     stamps = pd.DatetimeIndex(parsed)
-    if not aware.all():
-        stamps = stamps.tz_localize(assume_timezone)
-    return stamps.tz_convert("UTC")
+    return stamps.tz_convert("UTC") if aware.all() else localize(stamps, text)
 
 
 def _record(
@@ -261,12 +335,13 @@ def _drop_duplicate_timestamps(frame: pd.DataFrame, changes: list[dict]):
 
 
 def _sort_timestamps(frame: pd.DataFrame, changes: list[dict]) -> pd.DataFrame:
-    ordered = frame.sort_values("timestamp", kind="stable")
-    moved = np.flatnonzero(ordered["_line"].to_numpy() != frame["_line"].to_numpy())
-    for position in moved:
+    """Records each moved row with its 1-based position before and after sorting."""
+    order = np.argsort(frame["timestamp"].to_numpy(), kind="stable")
+    ordered = frame.iloc[order]
+    for position in np.flatnonzero(order != np.arange(len(order))):
         row = ordered.iloc[position]
-        before = int(np.flatnonzero(frame["_line"].to_numpy() == row["_line"])[0])
-        _record(changes, "sort_timestamps", row, "timestamp", before, int(position))
+        before, after = int(order[position]) + 1, int(position) + 1
+        _record(changes, "sort_timestamps", row, "timestamp", before, after)
     return ordered
 
 

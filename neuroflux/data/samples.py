@@ -132,6 +132,7 @@ def load_sample(name: str, *, adjusted: bool = True) -> pd.DataFrame:
         "source": sample.source,
         "license": sample.license,
         "synthetic": False,
+        "timestamp_convention": "session date at 00:00 UTC",
         "adjusted": adjusted and key not in ("sp500", "nasdaq", "us_indices"),
         **({"symbols": list(sample.members)} if sample.members else {}),
     }

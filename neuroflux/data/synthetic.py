@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neuroflux.data.validation import OHLCV_COLUMNS as FIELDS
+from neuroflux.data.validation import OHLCV_COLUMNS
 
 SOURCE = "neuroflux synthetic generator (seeded; not market data)"
 
@@ -409,7 +409,9 @@ def synthetic_panel(
     if not (np.isfinite(values).all() and (values[:, : 4 * len(names)] > 0).all()):
         message = "prices overflowed; lower annual_volatility, garch or jump_std"
         raise ValueError(message)
-    columns = pd.MultiIndex.from_product([FIELDS, names], names=["field", "symbol"])
+    columns = pd.MultiIndex.from_product(
+        [OHLCV_COLUMNS, names], names=["field", "symbol"]
+    )
     panel = pd.DataFrame(values, index=index, columns=columns)
     extra = dict(symbols=names, correlation=matrix.tolist(), price=prices.tolist())
     if config.garch is not None:
@@ -493,7 +495,7 @@ def synthetic_venues(
         close = np.exp(log_close)
         quotes = [close * (1 - half_spread), close * (1 + half_spread)]
         values = [*np.exp([log_open, log_high, log_low]), close, volume, *quotes]
-        columns = [*FIELDS, "bid", "ask"]
+        columns = [*OHLCV_COLUMNS, "bid", "ask"]
         frame = pd.DataFrame(np.column_stack(values), index=index, columns=columns)
         labels = {"asset": asset, "start": index[0].isoformat()}
         frame.attrs = efficient.attrs | dataclasses.asdict(venue) | labels

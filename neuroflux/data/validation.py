@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
-_SHOWN = 5
+SHOWN = 5  # violations kept per rule and shown in a message
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,8 @@ class DataValidationError(ValueError):
     Attributes:
         source: the file or frame the data came from.
         violations: dicts with keys ``row line timestamp column expected found``,
-            sorted by row; ``row`` counts data rows from 1, ``line`` is the CSV file
-            line (None for Parquet and frames).
+            sorted by row, at most `SHOWN` per rule; ``row`` counts the file's data rows
+            from 1, ``line`` is the CSV file line (None for Parquet and frames).
     """
 
     def __init__(self, message: str, *, source: str = "", violations=()):
@@ -48,13 +48,16 @@ class DataValidationError(ValueError):
         *,
         source: str,
         lines: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
         timestamps: pd.DatetimeIndex | np.ndarray | None = None,
         total: int | None = None,
     ) -> DataValidationError:
+        """Builds the error; ``lines``/``rows`` map positions to file lines and to
+        1-based data rows of the file (they differ from positions after a repair)."""
         ordered = sorted(violations, key=lambda v: v.row)
         described = [
             {
-                "row": v.row + 1,
+                "row": int(rows[v.row]) if rows is not None else v.row + 1,
                 "line": int(lines[v.row]) if lines is not None else None,
                 "timestamp": _format_time(timestamps, v.row),
                 "column": v.column,
@@ -64,8 +67,8 @@ class DataValidationError(ValueError):
             for v in ordered
         ]
         total = len(described) if total is None else total
-        shown = "; ".join(_describe(item) for item in described[:_SHOWN])
-        more = f" (and {total - _SHOWN} more)" if total > _SHOWN else ""
+        shown = "; ".join(_describe(item) for item in described[:SHOWN])
+        more = f" (and {total - SHOWN} more)" if total > SHOWN else ""
         noun = "problem" if total == 1 else "problems"
         message = f"{source}: {total} {noun}: {shown}{more}"
         return cls(message, source=source, violations=described)
@@ -77,6 +80,7 @@ def check_bars(
     *,
     source: str,
     lines: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> None:
     """Raises `DataValidationError` unless every bar follows the rules.
 
@@ -84,7 +88,8 @@ def check_bars(
         timestamps: ``[T]`` datetime64 in UTC, or a tz-aware DatetimeIndex.
         values: ``[T, 5]`` open, high, low, close, volume.
         source: file or frame name used in the message.
-        lines: ``[T]`` file line of each row (defaults to the row number).
+        lines: ``[T]`` CSV file line of each row, if any.
+        rows: ``[T]`` 1-based row of each bar in its file (default: position + 1).
     """
     open_, high, low, close, volume = values.T
     rules = [
@@ -112,15 +117,20 @@ def check_bars(
     violations = []
     total = 0
     for broken, column, expected in rules:
-        rows = np.flatnonzero(broken)
-        total += len(rows)
+        broken_rows = np.flatnonzero(broken)
+        total += len(broken_rows)
         violations += [
             Violation(int(i), column, expected, _found(values, stamps, int(i), column))
-            for i in rows[:_SHOWN]
+            for i in broken_rows[:SHOWN]
         ]
     if violations:
         raise DataValidationError.from_violations(
-            violations, source=source, lines=lines, timestamps=stamps, total=total
+            violations,
+            source=source,
+            lines=lines,
+            rows=rows,
+            timestamps=stamps,
+            total=total,
         )
 
 

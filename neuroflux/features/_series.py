@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
@@ -19,8 +20,14 @@ def as_series(x: ArrayLike, name: str = "x") -> jnp.ndarray:
 
 
 def as_length(value: ArrayLike, name: str) -> jnp.ndarray:
-    """A window, span or period; a Python int below 1 is refused here, while a traced
-    one cannot be checked and yields all-NaN output instead."""
-    if isinstance(value, int) and value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value}")
-    return jnp.asarray(value)
+    """A window, span or period: integers >= 1.
+
+    Concrete values are checked here; a traced value can only be checked for its
+    dtype, and a traced length below 1 yields all-NaN output.
+    """
+    length = jnp.asarray(value)
+    if not jnp.issubdtype(length.dtype, jnp.integer):
+        raise TypeError(f"{name} must be an integer >= 1, got {value!r}")
+    if not isinstance(length, jax.core.Tracer) and bool(jnp.any(length < 1)):
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return length

@@ -230,9 +230,108 @@ def test_sort_repair_reports_moved_rows(tmp_path):
         read_ohlcv(path)
     repaired = repair_ohlcv(path, ["sort_timestamps"])
     pd.testing.assert_frame_equal(repaired.bars, bars, check_freq=False)
-    assert sorted(repaired.changes["line"]) == [3, 4]
+    moved = repaired.changes[["line", "before", "after"]].to_numpy().tolist()
+    assert moved == [[4, 3, 2], [3, 2, 3]]
 
 
 def test_unknown_repair_lists_the_valid_ones(tmp_path):
     with pytest.raises(ValueError, match="widen_high_low"):
         repair_ohlcv(tmp_path / "x.csv", ["fill_forward"])
+
+
+def test_header_only_file_is_an_error(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n")
+    with pytest.raises(DataValidationError, match="no data rows"):
+        read_ohlcv(path)
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2024-01-01T00:00:00Z,10,11,9,10.5,100\n"
+        "\n"
+        "2024-01-03T00:00:00Z,10,11,9,10.5,-1\n"
+    )
+    with pytest.raises(DataValidationError) as error:
+        read_ohlcv(path)
+    assert (error.value.violations[0]["line"], error.value.violations[0]["row"]) == (
+        3,
+        2,
+    )  # the blank line itself is row 2, on line 3
+    path.write_text(
+        path.read_text().replace("\n\n", '\n"2024-01-02T00:00:00Z",10,11,9,10.5,100\n')
+    )
+    with pytest.raises(DataValidationError, match=r"line 4 \(row 3\)"):
+        read_ohlcv(path)
+
+
+def test_rows_keep_their_file_numbers_after_a_repair(tmp_path):
+    table = valid_bars(8, seed=7)
+    table.iloc[1, 3] = np.nan  # row 2: missing close, dropped by the repair
+    table.iloc[5, 4] = -1.0  # row 6: negative volume, not repairable
+    table.to_parquet(tmp_path / "bars.parquet")
+    with pytest.raises(DataValidationError) as error:
+        repair_ohlcv(tmp_path / "bars.parquet", ["drop_missing"])
+    (violation,) = error.value.violations
+    assert (violation["row"], violation["line"], violation["column"]) == (
+        6,
+        None,
+        "volume",
+    )
+
+
+def test_columns_differing_only_in_case_are_an_error(tmp_path):
+    path = tmp_path / "case.csv"
+    path.write_text("timestamp,open,Open,high,low,close,volume\n")
+    with pytest.raises(DataValidationError, match=r"\['open', 'Open'\]"):
+        read_ohlcv(path)
+
+
+def test_unreadable_files_are_data_errors_naming_the_file(tmp_path):
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("timestamp,open,high,low,close,volume\n1,2,3,4,5,6,7,8\n")
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    for path in (ragged, garbage):
+        with pytest.raises(
+            DataValidationError, match=r"line 2: expected 6|readable"
+        ) as error:
+            read_ohlcv(path)
+        assert str(path) in str(error.value)
+
+
+def test_local_times_skipped_or_repeated_by_dst_are_errors(tmp_path):
+    path = tmp_path / "dst.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2024-03-10T01:30:00,10,11,9,10.5,100\n"
+        "2024-03-10T02:30:00,10,11,9,10.5,100\n"
+    )
+    with pytest.raises(DataValidationError, match=r"line 3 \(row 2\)") as error:
+        read_ohlcv(path, assume_timezone="America/New_York")
+    assert "exists once in America/New_York" in str(error.value)
+    with pytest.raises(DataValidationError, match="not a known time zone"):
+        read_ohlcv(path, assume_timezone="Mars/Olympus_Mons")
+
+
+def test_message_counts_every_unparsable_value(tmp_path):
+    table = valid_bars(12, seed=8).astype(object)
+    table["open"] = "n/a?"
+    with pytest.raises(DataValidationError, match=r"12 problems.*and 7 more"):
+        read_ohlcv(
+            write(table.astype(float, errors="ignore"), tmp_path / "u.csv", "csv")
+        )
+
+
+def test_parquet_with_an_unnamed_datetime_index(tmp_path):
+    bars = valid_bars(5, seed=9).rename_axis(None)
+    bars.to_parquet(tmp_path / "unnamed.parquet")
+    loaded = read_ohlcv(tmp_path / "unnamed.parquet")
+    np.testing.assert_array_equal(loaded["close"], bars["close"])
+
+
+def test_repairs_must_be_a_list_of_names(tmp_path):
+    with pytest.raises(TypeError, match="list of names"):
+        repair_ohlcv(tmp_path / "x.csv", "drop_missing")

@@ -277,7 +277,7 @@ def test_panel_shape_and_gaussian_return_correlation() -> None:
     )
     assert panel["close"].shape == (N_BARS, 3)
     assert list(panel["close"].columns) == ["X", "Y", "Z"]
-    assert list(panel.columns.unique("field")) == list(synthetic.FIELDS)
+    assert list(panel.columns.unique("field")) == list(synthetic.OHLCV_COLUMNS)
     assert panel.attrs["correlation"] == CORRELATION.tolist()
     sample = np.corrcoef(_log_returns(panel["close"]), rowvar=False)
     standard_error = (1 - CORRELATION**2) / math.sqrt(N_BARS)
