@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from neuroflux.features._series import as_length, as_series
+from neuroflux._arrays import as_length, as_series
 
 __all__ = ["ema", "wilder_average"]
 

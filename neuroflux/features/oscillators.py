@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from neuroflux._arrays import as_length, as_series
 from neuroflux.features import averages
-from neuroflux.features._series import as_length, as_series
 
 __all__ = ["MACD", "macd", "rsi"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from neuroflux.features._series import as_series
+from neuroflux._arrays import as_series
 
 __all__ = ["log_returns", "simple_returns"]
 

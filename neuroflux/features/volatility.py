@@ -15,8 +15,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from neuroflux._arrays import as_series
 from neuroflux.features import averages, returns, rolling
-from neuroflux.features._series import as_series
 
 __all__ = ["atr", "rolling_volatility", "true_range"]
 

@@ -11,17 +11,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from neuroflux._arrays import as_series
+
 
 def as_returns(x: ArrayLike, name: str = "returns") -> jnp.ndarray:
     """``x`` as a float array of shape [T] (integers become the default float)."""
-    series = jnp.asarray(x)
-    series = series.astype(jnp.result_type(series, float))
-    if series.ndim != 1:
-        raise ValueError(
-            f"{name} must be a series of shape [T]; got shape {series.shape}. "
-            "For many series [N, T] use jax.vmap(f)(returns)."
-        )
-    return series
+    return as_series(x, name)
 
 
 def as_mask(mask: ArrayLike | None, like: jnp.ndarray, name: str = "mask"):

@@ -1,4 +1,4 @@
-"""Input checks shared by the feature modules: a float series [T], a positive length."""
+"""Input checks shared by the pure packages: a float series [T], a positive length."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def as_series(x: ArrayLike, name: str = "x") -> jnp.ndarray:
     if series.ndim != 1:
         raise ValueError(
             f"{name} must be a series of shape [T]; got shape {series.shape}. "
-            "For a panel [T, A] use jax.vmap(f, in_axes=1, out_axes=1)."
+            "For several series, jax.vmap the function over their axis."
         )
     return series
 
