@@ -15,16 +15,14 @@ every column are checked to be identical bit for bit. Ratio = vectorbt / neurofl
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
 import vectorbt as vbt
+from _machine import describe_machine
 
-import neuroflux
 from neuroflux import backtest
 
 BARS = 1_000
@@ -52,22 +50,7 @@ def best_time(function: Callable[[], object], repeats: int) -> float:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()}-core CPU ({model}), {memory:.0f} GiB RAM, "
-        f"jax {jax.__version__} backend={jax.default_backend()}, "
-        f"vectorbt {vbt.__version__}, numpy {np.__version__}, "
-        f"python {platform.python_version()}, neuroflux {neuroflux.__version__}, "
-        f"float64"
-    )
+    return describe_machine(vectorbt=vbt.__version__)
 
 
 def main() -> None:

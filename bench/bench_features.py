@@ -11,8 +11,6 @@ on a 2-core CPU.
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import vectorbt as vbt
+from _machine import describe_machine
 from arch.data import sp500
 from vectorbt.generic import nb as vbt_nb
 
-import neuroflux
 from neuroflux import features
 
 NUM_WINDOWS = 1000
@@ -49,22 +47,7 @@ def best_time(function: Callable[[], object], budget: float = 1.0) -> float:
 
 
 def machine() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in lscpu.splitlines()
-            if line.startswith("Model name")
-        )
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown"
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()}-core CPU ({model}), {memory:.0f} GiB RAM, "
-        f"jax {jax.__version__} backend={jax.default_backend()}, "
-        f"pandas {pd.__version__}, vectorbt {vbt.__version__}, numpy {np.__version__}, "
-        f"neuroflux {neuroflux.__version__}, float64"
-    )
+    return describe_machine(pandas=pd.__version__, vectorbt=vbt.__version__)
 
 
 def pandas_rsi(close: pd.Series | pd.DataFrame, period: int):

@@ -12,16 +12,14 @@ The last column is ``empyrical_time / neuroflux_time`` (above 1: neuroflux is fa
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from collections.abc import Callable
 
 import empyrical
 import jax
 import numpy as np
+from _machine import describe_machine
 
-import neuroflux
 from neuroflux import metrics
 
 NUM_SERIES = 10_000
@@ -129,22 +127,7 @@ def time_empyrical_loop(function, returns_np, factor_np) -> float:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()}-core CPU ({model}), {memory:.0f} GiB RAM, "
-        f"jax {jax.__version__} backend={jax.default_backend()}, "
-        f"empyrical-reloaded {empyrical.__version__}, numpy {np.__version__}, "
-        f"python {platform.python_version()}, neuroflux {neuroflux.__version__}, "
-        f"float64"
-    )
+    return describe_machine(empyrical_reloaded=empyrical.__version__)
 
 
 def main() -> None:
