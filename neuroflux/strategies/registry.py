@@ -44,6 +44,7 @@ class Strategy:
     stateful: bool = False
 
 
+_WAIT_DOC = "flat until the first crossing (static; backtesting.py's crossover entry)"
 _DIRECTION_DOC = "'long_short' (positions in {-1, 0, 1}) or 'long_only' ({0, 1})"
 
 
@@ -86,14 +87,22 @@ STRATEGIES: Mapping[str, Strategy] = types.MappingProxyType(
                 trend.sma_cross,
                 trend.SmaCrossParams,
                 "Long while SMA(fast) > SMA(slow), short/flat below.",
-                {"fast": "fast SMA window", "slow": "slow SMA window"},
+                {
+                    "fast": "fast SMA window",
+                    "slow": "slow SMA window",
+                    "wait_for_cross": _WAIT_DOC,
+                },
             ),
             _strategy(
                 "ema_cross",
                 trend.ema_cross,
                 trend.EmaCrossParams,
                 "Long while EMA(fast) > EMA(slow), short/flat below.",
-                {"fast": "fast EMA span", "slow": "slow EMA span"},
+                {
+                    "fast": "fast EMA span",
+                    "slow": "slow EMA span",
+                    "wait_for_cross": _WAIT_DOC,
+                },
             ),
             _strategy(
                 "macd_cross",
@@ -104,6 +113,7 @@ STRATEGIES: Mapping[str, Strategy] = types.MappingProxyType(
                     "fast": "fast EMA span of the MACD line",
                     "slow": "slow EMA span of the MACD line",
                     "signal": "EMA span of the signal line",
+                    "wait_for_cross": _WAIT_DOC,
                 },
             ),
             _strategy(

@@ -45,6 +45,23 @@ __all__ = [
 ]
 
 
+def _crossover(fast: jnp.ndarray, slow: jnp.ndarray, params) -> jnp.ndarray:
+    """Crossover positions; with ``params.wait_for_cross``, flat until a crossing.
+
+    A crossing is a bar where the fast line is strictly on the other side of the slow
+    line than on the bar before, as backtesting.py's ``crossover`` and vectorbt's
+    ``ma_crossed_above``/``below`` count it; the first one starts the trading
+    (otherwise the position at the end of the warm-up is taken at once).
+    """
+    positions = crossover_positions(fast, slow, params.direction)
+    if not params.wait_for_cross:
+        return positions
+    side = jnp.sign(fast - slow)
+    crossed = side[1:] * side[:-1] < 0
+    started = jnp.concatenate([jnp.zeros(1, bool), jnp.cumsum(crossed) > 0])
+    return jnp.where(started, positions, 0.0)
+
+
 def _direction_field(default: Direction = Direction.LONG_SHORT):
     return struct.field(pytree_node=False, default=default)
 
@@ -86,11 +103,13 @@ class SmaCrossParams:
         fast: Window of the fast simple moving average (integer >= 1).
         slow: Window of the slow simple moving average (integer >= 1).
         direction: Static :class:`Direction`.
+        wait_for_cross: Static; stay flat until the lines first cross.
     """
 
     fast: int = 10
     slow: int = 50
     direction: Direction = _direction_field()
+    wait_for_cross: bool = struct.field(pytree_node=False, default=False)
 
 
 def sma_cross(close: ArrayLike, params: SmaCrossParams) -> jnp.ndarray:
@@ -110,7 +129,7 @@ def sma_cross(close: ArrayLike, params: SmaCrossParams) -> jnp.ndarray:
     close = as_series(close, "close")
     fast = features.sma(close, params.fast)
     slow = features.sma(close, params.slow)
-    return crossover_positions(fast, slow, params.direction)
+    return _crossover(fast, slow, params)
 
 
 @struct.dataclass
@@ -121,11 +140,13 @@ class EmaCrossParams:
         fast: Span of the fast exponential average (integer >= 1).
         slow: Span of the slow exponential average (integer >= 1).
         direction: Static :class:`Direction`.
+        wait_for_cross: Static; stay flat until the lines first cross.
     """
 
     fast: int = 12
     slow: int = 26
     direction: Direction = _direction_field()
+    wait_for_cross: bool = struct.field(pytree_node=False, default=False)
 
 
 def ema_cross(close: ArrayLike, params: EmaCrossParams) -> jnp.ndarray:
@@ -144,7 +165,7 @@ def ema_cross(close: ArrayLike, params: EmaCrossParams) -> jnp.ndarray:
     close = as_series(close, "close")
     fast = features.ema(close, params.fast)
     slow = features.ema(close, params.slow)
-    return crossover_positions(fast, slow, params.direction)
+    return _crossover(fast, slow, params)
 
 
 @struct.dataclass
@@ -156,12 +177,14 @@ class MacdCrossParams:
         slow: Span of the slow average of the MACD line (integer >= 1).
         signal: Span of the signal line (integer >= 1).
         direction: Static :class:`Direction`.
+        wait_for_cross: Static; stay flat until the lines first cross.
     """
 
     fast: int = 12
     slow: int = 26
     signal: int = 9
     direction: Direction = _direction_field()
+    wait_for_cross: bool = struct.field(pytree_node=False, default=False)
 
 
 def macd_cross(close: ArrayLike, params: MacdCrossParams) -> jnp.ndarray:
@@ -179,7 +202,7 @@ def macd_cross(close: ArrayLike, params: MacdCrossParams) -> jnp.ndarray:
     """
     close = as_series(close, "close")
     lines = features.macd(close, params.fast, params.slow, params.signal)
-    return crossover_positions(lines.line, lines.signal, params.direction)
+    return _crossover(lines.line, lines.signal, params)
 
 
 @struct.dataclass

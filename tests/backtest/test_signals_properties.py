@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from neuroflux import backtest
 
 BARS = 40  # one shape, so that each property compiles once
-simulate = jax.jit(backtest.simulate)
+simulate_signals = jax.jit(backtest.simulate_signals)
 
 closes = arrays(
     np.float64,
@@ -33,7 +33,7 @@ def test_never_entering_keeps_equity_at_init_cash(
     close, exits, fixed_fee, slippage, cash
 ):
     entries = np.zeros(BARS, bool)
-    result = simulate(
+    result = simulate_signals(
         close, entries, exits, fixed_fees=fixed_fee, slippage=slippage, init_cash=cash
     )
     np.testing.assert_array_equal(result.value, cash)
@@ -47,8 +47,8 @@ def test_never_entering_keeps_equity_at_init_cash(
 def test_fees_and_slippage_never_raise_final_equity(
     close, entries, exits, fees, slippage
 ):
-    free = simulate(close, entries, exits)
-    costly = simulate(close, entries, exits, fees=fees, slippage=slippage)
+    free = simulate_signals(close, entries, exits)
+    costly = simulate_signals(close, entries, exits, fees=fees, slippage=slippage)
     # Proportional costs change sizes, never which orders fill.
     np.testing.assert_array_equal(costly.order_size != 0, free.order_size != 0)
     assert float(costly.value[-1]) <= float(free.value[-1]) * (1 + 1e-12)
@@ -60,7 +60,7 @@ def test_equity_is_cash_plus_holdings_and_nothing_goes_negative(
     close, entries, exits, fees, fixed_fee, slippage, cash
 ):
     result = jax.device_get(
-        simulate(
+        simulate_signals(
             close,
             entries,
             exits,
@@ -83,7 +83,7 @@ def test_trade_pnl_adds_up_to_the_equity_change(
     close, entries, exits, fees, fixed_fee, slippage
 ):
     result = jax.device_get(
-        simulate(
+        simulate_signals(
             close, entries, exits, fees=fees, fixed_fees=fixed_fee, slippage=slippage
         )
     )

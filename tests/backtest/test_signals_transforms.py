@@ -34,7 +34,7 @@ def test_panel_equals_columns_one_by_one():
     assert panel.value.shape == (160, 5)
     assert panel.trades.pnl.shape == (80, 5)
     assert panel.trades.count.shape == (5,)
-    one = jax.jit(backtest.simulate)
+    one = jax.jit(backtest.simulate_signals)
     for index in range(5):
         single = one(close[:, index], entries[:, index], exits[:, index], **SETTINGS)
         assert_trees_equal(column(panel, index), single)
@@ -55,7 +55,7 @@ def test_vmap_over_fee_levels_is_a_parameter_sweep():
     fee_levels = jnp.array([0.0, 0.001, 0.01, 0.05])
 
     def run(fees):
-        return backtest.simulate(*arguments, fees=fees)
+        return backtest.simulate_signals(*arguments, fees=fees)
 
     swept = jax.jit(jax.vmap(run))(fee_levels)
     one = jax.jit(run)
