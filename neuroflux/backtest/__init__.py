@@ -6,10 +6,27 @@ fees, slippage, whole or fractional units, long and short, stops) and returns a
 compatible sizing reproduces its trades (:mod:`neuroflux.backtest.simulation`).
 :func:`from_signals` simulates long-only entry/exit signals filled at the close with
 vectorbt's ``Portfolio.from_signals`` arithmetic; :func:`simulate_signals` is its
-one-series kernel. :func:`walk_forward_splits` gives train/test index windows with
-purge and embargo.
+one-series kernel. :func:`simulate_portfolio` rebalances target weights of many assets
+with shared cash (vectorbt's ``from_orders`` with cash sharing). The differentiable
+mode (:func:`sharpe_objective` over :func:`smooth_positions` and
+:func:`portfolio_returns`) has gradients with respect to strategy parameters.
+:func:`walk_forward_splits` gives train/test index windows with purge and embargo.
 """
 
+from neuroflux.backtest.differentiable import (
+    SmoothCompositeConfig,
+    SmoothCompositeParams,
+    portfolio_returns,
+    sharpe_objective,
+    smooth_positions,
+    smooth_score,
+)
+from neuroflux.backtest.portfolio import (
+    PortfolioResult,
+    PortfolioState,
+    periodic_schedule,
+    simulate_portfolio,
+)
 from neuroflux.backtest.signals import (
     SignalsResult,
     SignalsState,
@@ -31,17 +48,27 @@ from neuroflux.backtest.statistics import STATISTICS, backtest_stats
 __all__ = [
     "STATISTICS",
     "Bars",
+    "PortfolioResult",
+    "PortfolioState",
     "Result",
     "SignalsResult",
     "SignalsState",
     "SimulationConfig",
     "SimulationParams",
+    "SmoothCompositeConfig",
+    "SmoothCompositeParams",
     "Split",
     "TradeLog",
     "Trades",
     "backtest_stats",
     "from_signals",
+    "periodic_schedule",
+    "portfolio_returns",
+    "sharpe_objective",
     "simulate",
+    "simulate_portfolio",
     "simulate_signals",
+    "smooth_positions",
+    "smooth_score",
     "walk_forward_splits",
 ]

@@ -14,6 +14,11 @@ mean reversion and the neuro composite.
 :data:`STRATEGIES` names them all; :func:`get_strategy` and :func:`make_params` look
 them up with errors that list the valid names. :func:`positions_to_signals` turns
 positions into vectorbt-style entry and exit flags.
+
+Step strategies (:mod:`neuroflux.strategies.steps`) are the same rules as a pure
+``step(state, bar, params) -> (state, action)`` that a live runner calls bar by bar;
+:func:`run_steps` drives one with ``lax.scan`` and gives exactly the signal function's
+positions (:data:`STEP_STRATEGIES`: SMA and EMA cross, RSI reversion).
 """
 
 from neuroflux.strategies.composite import (
@@ -35,6 +40,15 @@ from neuroflux.strategies.registry import (
     make_params,
 )
 from neuroflux.strategies.reversion import RsiReversionParams, rsi_reversion
+from neuroflux.strategies.steps import (
+    STEP_STRATEGIES,
+    Bar,
+    StepStrategy,
+    make_ema_cross_step,
+    make_rsi_reversion_step,
+    make_sma_cross_step,
+    run_steps,
+)
 from neuroflux.strategies.trend import (
     BollingerBreakoutParams,
     BuyAndHoldParams,
@@ -49,7 +63,9 @@ from neuroflux.strategies.trend import (
 )
 
 __all__ = [
+    "STEP_STRATEGIES",
     "STRATEGIES",
+    "Bar",
     "BollingerBreakoutParams",
     "BuyAndHoldParams",
     "Direction",
@@ -59,6 +75,7 @@ __all__ = [
     "RsiReversionParams",
     "Signals",
     "SmaCrossParams",
+    "StepStrategy",
     "Strategy",
     "bollinger_breakout",
     "buy_and_hold",
@@ -67,10 +84,14 @@ __all__ = [
     "get_strategy",
     "hysteresis_positions",
     "macd_cross",
+    "make_ema_cross_step",
     "make_params",
+    "make_rsi_reversion_step",
+    "make_sma_cross_step",
     "neuro_composite",
     "neuro_score",
     "positions_to_signals",
     "rsi_reversion",
+    "run_steps",
     "sma_cross",
 ]

@@ -248,3 +248,26 @@ def test_config_errors_name_the_field_and_the_choices():
         SimulationConfig(sizing="backtesting.py")
     config = dataclasses.replace(SimulationConfig.backtesting_py(), close_at_end=True)
     assert hash(config)  # usable as a static jit argument
+
+
+def test_a_step_strategy_driven_by_scan_backtests_like_its_signal_function():
+    bars = random_bars(seed=11, count=300)
+    params = strategies.make_params("sma_cross", fast=5, slow=25)
+    step_bars = strategies.Bar.from_arrays(
+        bars.close, open=bars.open, high=bars.high, low=bars.low
+    )
+    _, actions = strategies.run_steps(
+        strategies.STEP_STRATEGIES["sma_cross"], params, step_bars
+    )
+    from_steps = simulate(bars, actions, SimulationParams(fees=0.001), NEXT_OPEN)
+    from_signal = simulate(
+        bars,
+        strategies.sma_cross(bars.close, params),
+        SimulationParams(fees=0.001),
+        NEXT_OPEN,
+    )
+    assert int(from_steps.trades.count) > 5
+    for got, expected in zip(
+        jax.tree.leaves(from_steps), jax.tree.leaves(from_signal), strict=True
+    ):
+        np.testing.assert_array_equal(got, expected)
