@@ -131,6 +131,300 @@ def data_fetch(
     )
 
 
+_DATA_HELP = "sample:NAME (an embedded single-asset sample) or a CSV/Parquet path."
+_PARAM_HELP = "Strategy parameter NAME=VALUE (repeatable), e.g. fast=10."
+
+
+def _strategy_params(strategy: str, pairs: list[str]) -> dict:
+    from neuroflux.research import parse_param
+
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(
+                f"expected NAME=VALUE; got {pair!r}", param_hint="--param"
+            )
+        params[name.strip()] = parse_param(strategy, name.strip(), value)
+    return params
+
+
+def _simulation_options(
+    *, cash, commission, fill, size, compat, stop_loss, take_profit, trailing_stop
+) -> dict:
+    if compat is not None:
+        conflicts = [
+            f"--{flag} {value}"
+            for flag, value, implied in (
+                ("fill", fill, "next_open"),
+                ("size", size, "whole"),
+            )
+            if value not in (None, implied)
+        ]
+        if conflicts:
+            raise typer.BadParameter(
+                f"--compat {compat} fills at the next open in whole units; "
+                f"drop {' and '.join(conflicts)}",
+                param_hint="--compat",
+            )
+    return {
+        "cash": cash,
+        "commission": commission,
+        "fill": fill or "close",
+        "units": size or "fractional",
+        "compat": compat,
+        "stop_loss": stop_loss,
+        "take_profit": take_profit,
+        "trailing_stop": trailing_stop,
+    }
+
+
+def _plain(value):
+    """A JSON-ready scalar: Python int/float/bool/str, NaN and infinities as None."""
+    import enum
+    import math
+
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _format(value) -> str:
+    import pandas as pd
+
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d" if value == value.normalize() else "%F %T")
+    if isinstance(value, pd.Timedelta):
+        return str(value).removesuffix(" 00:00:00")
+    value = _plain(value)
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+Data = Annotated[str, typer.Option(help=_DATA_HELP)]
+StrategyName = Annotated[str, typer.Option(help="Registered strategy name.")]
+Cash = Annotated[float, typer.Option(help="Initial cash.")]
+Commission = Annotated[
+    float, typer.Option(help="Fee per order, a fraction of its value.")
+]
+Fill = Annotated[
+    str | None, typer.Option(help="close (same bar) or next_open. [default: close]")
+]
+Size = Annotated[
+    str | None, typer.Option(help="fractional or whole units. [default: fractional]")
+]
+Compat = Annotated[
+    str | None,
+    typer.Option(help="backtesting.py: its sizing, next-open fills and whole units."),
+]
+StopLoss = Annotated[float | None, typer.Option(help="Stop-loss fraction, e.g. 0.05.")]
+TakeProfit = Annotated[float | None, typer.Option(help="Take-profit fraction.")]
+TrailingStop = Annotated[float | None, typer.Option(help="Trailing-stop fraction.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+@app.command()
+def backtest(
+    data: Data,
+    strategy: StrategyName,
+    param: Annotated[list[str] | None, typer.Option(help=_PARAM_HELP)] = None,
+    cash: Cash = 10_000.0,
+    commission: Commission = 0.0,
+    fill: Fill = None,
+    size: Size = None,
+    compat: Compat = None,
+    stop_loss: StopLoss = None,
+    take_profit: TakeProfit = None,
+    trailing_stop: TrailingStop = None,
+    trades: Annotated[
+        int, typer.Option(help="How many of the last trades to show.")
+    ] = 10,
+    json_output: Json = False,
+) -> None:
+    """Backtest a strategy on one asset; print its statistics and last trades.
+
+    Extra strategy inputs (neuro_composite's flux) come from a column of that name in
+    the data; without one the strategy's default (zeros) is used.
+    """
+    import json
+
+    from neuroflux.research import load_data, run_backtest
+
+    params = _strategy_params(strategy, param or [])
+    options = _simulation_options(
+        cash=cash,
+        commission=commission,
+        fill=fill,
+        size=size,
+        compat=compat,
+        stop_loss=stop_loss,
+        take_profit=take_profit,
+        trailing_stop=trailing_stop,
+    )
+    frame = load_data(data)
+    run = run_backtest(frame, strategy, params, **options)
+    stats = run.stats()
+    missing_inputs = [
+        name for name in _inputs_of(strategy) if name not in frame.columns
+    ]
+    if json_output:
+        document = {name: _plain(value) for name, value in stats.items()}
+        document["strategy"] = strategy
+        document["params"] = {
+            name: _plain(getattr(run.params, name)) for name in _fields(run.params)
+        }
+        document["bars"] = len(frame)
+        document["defaulted_inputs"] = missing_inputs
+        typer.echo(json.dumps(document, allow_nan=False))
+        return
+    table = Table("statistic", "value", title=f"{strategy} on {data}")
+    for name, value in stats.items():
+        table.add_row(name, _format(value))
+    console.print(table)
+    columns = ["entry_time", "exit_time", "direction", "size", "entry_price"]
+    columns += ["exit_price", "pnl", "return_pct", "is_open"]
+    shown = run.trades()[columns].tail(trades)
+    if len(shown):
+        trade_table = Table(*shown.columns, title=f"last {len(shown)} trades")
+        for row in shown.itertuples(index=False):
+            trade_table.add_row(*(_format(value) for value in row))
+        console.print(trade_table)
+    for name in missing_inputs:
+        console.print(f"note: no {name!r} column in the data; {strategy} used zeros")
+
+
+def _inputs_of(strategy: str) -> tuple[str, ...]:
+    from neuroflux.strategies import get_strategy
+
+    return get_strategy(strategy).inputs
+
+
+def _fields(params) -> list[str]:
+    import dataclasses
+
+    return [field.name for field in dataclasses.fields(params)]
+
+
+@app.command()
+def sweep(
+    data: Data,
+    strategy: StrategyName,
+    grid: Annotated[
+        list[str],
+        typer.Option(
+            help="NAME=START:STOP:STEP (inclusive) or NAME=V1,V2,... (repeatable)."
+        ),
+    ],
+    param: Annotated[
+        list[str] | None, typer.Option(help="Fixed parameter NAME=VALUE.")
+    ] = None,
+    sample: Annotated[
+        int | None, typer.Option(help="Sweep N random combinations.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --sample.")] = 0,
+    sort: Annotated[
+        str, typer.Option(help="Statistic to rank by (descending).")
+    ] = "sharpe_ratio",
+    top: Annotated[int, typer.Option(help="How many of the best rows to print.")] = 10,
+    output: Annotated[
+        Path | None, typer.Option(help="CSV file for the full table.")
+    ] = None,
+    cash: Cash = 10_000.0,
+    commission: Commission = 0.0,
+    fill: Fill = None,
+    size: Size = None,
+    compat: Compat = None,
+    stop_loss: StopLoss = None,
+    take_profit: TakeProfit = None,
+    trailing_stop: TrailingStop = None,
+    json_output: Json = False,
+) -> None:
+    """Backtest every combination of a parameter grid; print the best rows."""
+    import json
+
+    from neuroflux.backtest import STATISTICS
+    from neuroflux.research import load_data, parse_grid_values, run_sweep
+
+    if sort not in STATISTICS:
+        raise typer.BadParameter(
+            f"unknown statistic {sort!r}; valid: {', '.join(STATISTICS)}",
+            param_hint="--sort",
+        )
+    values = {}
+    for spec in grid:
+        name, sep, text = spec.partition("=")
+        if not sep:
+            raise typer.BadParameter(
+                f"expected NAME=VALUES; got {spec!r}", param_hint="--grid"
+            )
+        values[name.strip()] = parse_grid_values(strategy, name.strip(), text)
+    params = _strategy_params(strategy, param or [])
+    options = _simulation_options(
+        cash=cash,
+        commission=commission,
+        fill=fill,
+        size=size,
+        compat=compat,
+        stop_loss=stop_loss,
+        take_profit=take_profit,
+        trailing_stop=trailing_stop,
+    )
+    table = run_sweep(
+        load_data(data),
+        strategy,
+        values,
+        params=params,
+        sample=sample,
+        seed=seed,
+        **options,
+    )
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(output)
+    best = table.sort_values(sort, ascending=False, na_position="last").head(top)
+    if json_output:
+        rows = [
+            {"combination": int(index), **{k: _plain(v) for k, v in row.items()}}
+            for index, row in zip(best.index, best.to_dict("records"), strict=True)
+        ]
+        document = {
+            "strategy": strategy,
+            "combinations": len(table),
+            "sort": sort,
+            "rows": rows,
+            "output": None if output is None else str(output),
+        }
+        typer.echo(json.dumps(document, allow_nan=False))
+        return
+    shown = [
+        *values,
+        "equity_final",
+        "return_pct",
+        "sharpe_ratio",
+        "max_drawdown_pct",
+        "trades",
+        "win_rate_pct",
+    ]
+    shown = list(dict.fromkeys([*shown, sort]))
+    rich_table = Table(
+        "#", *shown, title=f"{strategy}: best {len(best)} of {len(table)} by {sort}"
+    )
+    for index, *row in best[shown].itertuples():
+        rich_table.add_row(str(index), *(_format(value) for value in row))
+    console.print(rich_table)
+    if output is not None:
+        typer.echo(f"written to {output}")
+
+
 def main() -> None:
     """Entry point: one clear line per error unless ``--debug``."""
     try:

@@ -10,6 +10,7 @@ one-series kernel. :func:`simulate_portfolio` rebalances target weights of many 
 with shared cash (vectorbt's ``from_orders`` with cash sharing). The differentiable
 mode (:func:`sharpe_objective` over :func:`smooth_positions` and
 :func:`portfolio_returns`) has gradients with respect to strategy parameters.
+:func:`sweep` backtests a :func:`grid` of strategy parameters in one vmapped call.
 :func:`walk_forward_splits` gives train/test index windows with purge and embargo.
 """
 
@@ -44,6 +45,7 @@ from neuroflux.backtest.simulation import (
 )
 from neuroflux.backtest.splits import Split, walk_forward_splits
 from neuroflux.backtest.statistics import STATISTICS, backtest_stats
+from neuroflux.backtest.sweeps import from_columns, grid, random_grid, sweep
 
 __all__ = [
     "STATISTICS",
@@ -61,14 +63,18 @@ __all__ = [
     "TradeLog",
     "Trades",
     "backtest_stats",
+    "from_columns",
     "from_signals",
+    "grid",
     "periodic_schedule",
     "portfolio_returns",
+    "random_grid",
     "sharpe_objective",
     "simulate",
     "simulate_portfolio",
     "simulate_signals",
     "smooth_positions",
     "smooth_score",
+    "sweep",
     "walk_forward_splits",
 ]
