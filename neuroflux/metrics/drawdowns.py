@@ -20,6 +20,30 @@ from neuroflux.metrics._series import as_returns
 __all__ = ["drawdown_series", "max_drawdown", "max_drawdown_duration"]
 
 
+def _step(carry, period_return):
+    """One period of the wealth curve: ``(wealth, peak)`` -> new carry, drawdown.
+
+    The metrics scan the series with this step (sequential products, in the order of
+    ``np.cumprod``): on XLA:CPU ``jnp.cumprod`` and ``lax.cummax`` are each several
+    passes of windowed reductions over the series, slower in all than one scan.
+    """
+    wealth, peak = carry
+    wealth = wealth * (1 + jnp.where(jnp.isnan(period_return), 0.0, period_return))
+    peak = jnp.maximum(peak, wealth)
+    # ``wealth / peak - 1`` rather than ``(wealth - peak) / peak``: LLVM may contract
+    # a product into a subtraction as a fused multiply-add, which would make the
+    # rounding depend on how the step is compiled. The guard keeps 0 at a peak,
+    # infinite ones included.
+    drawdown = jnp.where(wealth < peak, wealth / peak - 1, 0.0)
+    return (wealth, peak), drawdown
+
+
+def _start(returns: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Wealth and peak before the first period: both 1."""
+    one = jnp.ones((), returns.dtype)
+    return one, one
+
+
 def drawdown_series(returns: ArrayLike) -> jnp.ndarray:
     """Relative distance of wealth below its running peak after each period.
 
@@ -34,12 +58,7 @@ def drawdown_series(returns: ArrayLike) -> jnp.ndarray:
         [T] drawdowns, each ``<= 0``; 0 at a new peak.
     """
     returns = as_returns(returns)
-    wealth = jnp.cumprod(1 + jnp.nan_to_num(returns, nan=0.0))
-    peak = jnp.maximum(lax.cummax(wealth), 1.0)
-    # XLA fuses the cumulative product into the subtraction, and LLVM may contract
-    # the two into a fused multiply-add that does not round the product: at a peak
-    # the difference would then be a tiny negative number instead of 0.
-    return jnp.where(wealth < peak, (wealth - peak) / peak, 0.0)
+    return lax.scan(_step, _start(returns), returns)[1]
 
 
 def max_drawdown(returns: ArrayLike) -> jnp.ndarray:
@@ -56,7 +75,15 @@ def max_drawdown(returns: ArrayLike) -> jnp.ndarray:
     returns = as_returns(returns)
     if returns.shape[0] == 0:
         return jnp.array(jnp.nan, returns.dtype)
-    return jnp.min(drawdown_series(returns))
+
+    def step(carry, period_return):
+        state, worst = carry
+        state, drawdown = _step(state, period_return)
+        return (state, jnp.minimum(worst, drawdown)), None
+
+    zero = jnp.zeros((), returns.dtype)
+    (_, worst), _ = lax.scan(step, (_start(returns), zero), returns)
+    return worst
 
 
 def max_drawdown_duration(returns: ArrayLike) -> jnp.ndarray:

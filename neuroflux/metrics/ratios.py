@@ -21,17 +21,19 @@ References:
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax import lax
 from jax.typing import ArrayLike
 
 from neuroflux.metrics import drawdowns
 from neuroflux.metrics import returns as returns_module
 from neuroflux.metrics._series import (
     as_returns,
-    nan_count,
-    nan_mean,
-    nan_std,
+    centred_sum_of_squares,
     percentile_fraction,
+    reduce_together,
+    sort_ascending,
     sorted_quantile,
+    sums,
 )
 
 __all__ = [
@@ -71,11 +73,20 @@ def sharpe_ratio(
     if returns.shape[0] < 2:
         return _nan(returns)
     excess = returns - risk_free
-    std = nan_std(excess, ddof=1)
-    constant = (jnp.nanmax(excess) == jnp.nanmin(excess)) & jnp.isfinite(std)
+    present = ~jnp.isnan(excess)
+    count, total, largest, smallest = reduce_together(
+        (present.astype(excess.dtype), lax.add),
+        (jnp.where(present, excess, 0.0), lax.add),
+        (jnp.where(present, excess, -jnp.inf), lax.max),
+        (jnp.where(present, excess, jnp.inf), lax.min),
+    )
+    mean = total / count
+    squares = centred_sum_of_squares(excess, present, count, mean)
+    std = jnp.where(count > 1, jnp.sqrt(squares / (count - 1)), jnp.nan)
+    constant = (largest == smallest) & jnp.isfinite(std)
     std = jnp.where(constant, 0.0, std)
     periods = jnp.asarray(periods_per_year, returns.dtype)
-    return nan_mean(excess) / std * jnp.sqrt(periods)
+    return mean / std * jnp.sqrt(periods)
 
 
 def downside_risk(
@@ -99,9 +110,11 @@ def downside_risk(
     returns = as_returns(returns)
     if returns.shape[0] < 1:
         return _nan(returns)
-    shortfall = jnp.minimum(returns - required_return, 0.0)
+    present = ~jnp.isnan(returns)
+    shortfall = jnp.where(present, jnp.minimum(returns - required_return, 0.0), 0.0)
+    count, squares = sums(present.astype(returns.dtype), shortfall * shortfall)
     periods = jnp.asarray(periods_per_year, returns.dtype)
-    return jnp.sqrt(nan_mean(shortfall**2)) * jnp.sqrt(periods)
+    return jnp.sqrt(squares / count) * jnp.sqrt(periods)
 
 
 def sortino_ratio(
@@ -127,11 +140,15 @@ def sortino_ratio(
     returns = as_returns(returns)
     if returns.shape[0] < 2:
         return _nan(returns)
-    periods = jnp.asarray(periods_per_year, returns.dtype)
-    average_annual_return = nan_mean(returns - required_return) * periods
-    return average_annual_return / downside_risk(
-        returns, required_return, periods_per_year
+    present = ~jnp.isnan(returns)
+    excess = jnp.where(present, returns - required_return, 0.0)
+    shortfall = jnp.minimum(excess, 0.0)
+    count, total, squares = sums(
+        present.astype(returns.dtype), excess, shortfall * shortfall
     )
+    periods = jnp.asarray(periods_per_year, returns.dtype)
+    downside = jnp.sqrt(squares / count) * jnp.sqrt(periods)
+    return total / count * periods / downside
 
 
 def calmar_ratio(returns: ArrayLike, periods_per_year: ArrayLike = 252) -> jnp.ndarray:
@@ -188,8 +205,9 @@ def omega_ratio(
         periods == 1, required_return, (1 + required_return) ** (1.0 / periods) - 1
     )
     excess = returns - risk_free - threshold
-    gains = jnp.sum(jnp.where(excess > 0.0, excess, 0.0))
-    losses = -jnp.sum(jnp.where(excess < 0.0, excess, 0.0))
+    gains, losses = sums(
+        jnp.where(excess > 0.0, excess, 0.0), jnp.where(excess < 0.0, -excess, 0.0)
+    )
     valid = (losses > 0.0) & ((periods == 1) | (required_return > -1))
     return jnp.where(valid, gains / losses, jnp.nan)
 
@@ -210,8 +228,7 @@ def tail_ratio(returns: ArrayLike) -> jnp.ndarray:
     returns = as_returns(returns)
     if returns.shape[0] < 1:
         return _nan(returns)
-    ordered = jnp.sort(returns)  # NaNs sort last
-    count = nan_count(returns)
+    ordered, count = sort_ascending(returns)  # NaNs sort last
     right = sorted_quantile(ordered, count, percentile_fraction(95))
     left = sorted_quantile(ordered, count, percentile_fraction(5))
     return jnp.abs(right) / jnp.abs(left)
@@ -237,20 +254,24 @@ def stability(returns: ArrayLike) -> jnp.ndarray:
     if returns.shape[0] < 2:
         return _nan(returns)
     present = ~jnp.isnan(returns)
-    count = jnp.sum(present).astype(returns.dtype)
     y = jnp.cumsum(jnp.where(present, jnp.log1p(jnp.where(present, returns, 0.0)), 0))
     x = (jnp.cumsum(present) - 1).astype(returns.dtype)
-    x_centred = jnp.where(present, x - jnp.sum(jnp.where(present, x, 0)) / count, 0)
-    ssxm = jnp.sum(x_centred * x_centred) / count
+    count, y_total, y_max, y_min = reduce_together(
+        (present.astype(returns.dtype), lax.add),
+        (jnp.where(present, y, 0.0), lax.add),
+        (jnp.where(present, y, -jnp.inf), lax.max),
+        (jnp.where(present, y, jnp.inf), lax.min),
+    )
+    # x takes the values 0, ..., count - 1, so its mean is exactly (count - 1) / 2.
+    x_centred = jnp.where(present, x - (count - 1) / 2, 0.0)
     # A flat curve has no variance, but its floating-point mean may differ from its
     # value in the last bit; scipy's mean happens to be exact there and reports NaN.
-    flat = jnp.max(jnp.where(present, y, -jnp.inf)) == jnp.min(
-        jnp.where(present, y, jnp.inf)
+    flat = y_max == y_min
+    y_centred = jnp.where(present & ~flat, y - y_total / count, 0.0)
+    ssxm, ssym, ssxym = sums(
+        x_centred * x_centred, y_centred * y_centred, x_centred * y_centred
     )
-    y_mean = jnp.sum(jnp.where(present, y, 0)) / count
-    y_centred = jnp.where(present & ~flat, y - y_mean, 0)
-    ssym = jnp.sum(y_centred * y_centred) / count
-    ssxym = jnp.sum(x_centred * y_centred) / count
+    # The 1 / count of the (co)variances cancels in r.
     r = jnp.clip(ssxym / jnp.sqrt(ssxm * ssym), -1.0, 1.0)
     degenerate = (ssxm == 0) | (ssym == 0)
     r = jnp.where(degenerate, jnp.where(ssxym == 0, jnp.nan, 0.0), r)
@@ -289,13 +310,21 @@ def alpha_beta(
         )
     if returns.shape[0] < 2:
         return _nan(returns), _nan(returns)
-    independent = jnp.where(jnp.isnan(returns), jnp.nan, factor_returns)
-    residual = independent - nan_mean(independent)
-    covariance = nan_mean(residual * returns)
-    variance = nan_mean(residual**2)
-    variance = jnp.where(variance < 1.0e-30, jnp.nan, variance)
+    present = ~jnp.isnan(returns) & ~jnp.isnan(factor_returns)
+    count, factor_total, returns_total = sums(
+        present.astype(returns.dtype),
+        jnp.where(present, factor_returns, 0.0),
+        jnp.where(present, returns, 0.0),
+    )
+    residual = jnp.where(present, factor_returns - factor_total / count, 0.0)
+    covariance, variance = sums(
+        residual * jnp.where(present, returns, 0.0), residual * residual
+    )
+    variance = jnp.where(variance / count < 1.0e-30, jnp.nan, variance)
     beta = covariance / variance
-    alpha_series = (returns - risk_free) - beta * (factor_returns - risk_free)
+    # The mean of (r - rf) - beta (f - rf) over the periods where both are present.
+    excess = returns_total / count - risk_free
+    alpha_mean = excess - beta * (factor_total / count - risk_free)
     periods = jnp.asarray(periods_per_year, returns.dtype)
-    alpha = (nan_mean(alpha_series) + 1) ** periods - 1
+    alpha = (alpha_mean + 1) ** periods - 1
     return alpha, beta

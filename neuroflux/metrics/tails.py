@@ -20,8 +20,8 @@ from jax.typing import ArrayLike
 
 from neuroflux.metrics._series import (
     as_returns,
-    nan_count,
     percentile_fraction,
+    sort_ascending,
     sorted_quantile,
 )
 
@@ -45,9 +45,9 @@ def value_at_risk(returns: ArrayLike, cutoff: ArrayLike = 0.05) -> jnp.ndarray:
     returns = as_returns(returns)
     if returns.shape[0] < 1:
         return jnp.array(jnp.nan, returns.dtype)
-    count = nan_count(returns)
+    ordered, count = sort_ascending(returns)
     quantile = percentile_fraction(100 * jnp.asarray(cutoff, returns.dtype))
-    value = sorted_quantile(jnp.sort(returns), count, quantile)
+    value = sorted_quantile(ordered, count, quantile)
     return jnp.where(count == returns.shape[0], value, jnp.nan)
 
 
@@ -70,8 +70,7 @@ def conditional_value_at_risk(
     returns = as_returns(returns)
     if returns.shape[0] < 1:
         return jnp.array(jnp.nan, returns.dtype)
-    count = nan_count(returns)
-    ordered = jnp.sort(returns)  # NaNs sort last, outside the tail
+    ordered, count = sort_ascending(returns)  # NaNs sort last, outside the tail
     last_in_tail = jnp.floor((count - 1) * jnp.asarray(cutoff, returns.dtype))
     in_tail = jnp.arange(returns.shape[0]) <= last_in_tail
     tail_sum = jnp.sum(jnp.where(in_tail, ordered, 0.0))
