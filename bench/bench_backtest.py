@@ -3,8 +3,8 @@
 Run with ``python bench/bench_backtest.py`` (under 2 minutes on a 2-core CPU). Data:
 1,000 bars x 1,000 columns of seeded random-walk closes with independent entry and exit
 signals of 10 % density; long-only, all in, fees 0.1 %, slippage 0.05 %, init cash 100.
-neuroflux runs ``jax.jit(from_signals)`` (a ``jax.vmap`` over columns of one
-``lax.scan``), timed to ``block_until_ready`` (best of repeats); compile time is
+neuroflux runs ``jax.jit(from_signals)`` (one ``lax.scan`` over bars that steps all
+columns at once), timed to ``block_until_ready`` (best of repeats); compile time is
 reported separately. vectorbt is run once first (numba compile) and then timed warm,
 both for the simulation alone (``Portfolio.from_signals``) and for the simulation plus
 the equity curve (``.value()``), which neuroflux returns in the same call. neuroflux is

@@ -18,7 +18,8 @@ Conventions (one series, time axis first):
   ``cash - (cash - fixed_fees) / (1 + fees)``, so cash ends at exactly 0. A finite size
   is bought whole when its cost ``size * price * (1 + fees) + fixed_fees`` fits the
   cash (within vectorbt's 1e-9 relative tolerance), else reduced to all-in. An order
-  whose fees cannot be covered is rejected and changes nothing. Fractional sizes.
+  whose fees cannot be covered, or of fewer than 1e-8 units (vectorbt's default
+  ``min_size``), is rejected and changes nothing. Fractional sizes.
 * A sell receives ``size * price - (size * price * fees + fixed_fees)``; if that is
   negative the sell is rejected and the position kept.
 * ``cash`` [T] and ``position`` [T] are the holdings after the bar's order, ``value``
@@ -64,10 +65,17 @@ import jax.numpy as jnp
 from flax import struct
 from jax.typing import ArrayLike
 
-__all__ = ["SignalsResult", "SignalsState", "Trades", "from_signals", "simulate"]
+__all__ = [
+    "SignalsResult",
+    "SignalsState",
+    "Trades",
+    "from_signals",
+    "simulate_signals",
+]
 
 _RELATIVE_TOLERANCE = 1e-9  # vectorbt.utils.math_.rel_tol
 _ABSOLUTE_TOLERANCE = 1e-12  # vectorbt.utils.math_.abs_tol
+_MIN_SIZE = 1e-8  # vectorbt.settings.portfolio["min_size"]
 
 
 @struct.dataclass
@@ -141,12 +149,20 @@ def _is_close(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
     return finite & ((a == b) | (jnp.abs(a - b) <= bound))
 
 
+def _is_zero(x: jnp.ndarray) -> jnp.ndarray:
+    """``_is_close(x, 0.0)``; the relative bound ``1e-9 * |x|`` is below ``|x|``."""
+    return jnp.abs(x) <= _ABSOLUTE_TOLERANCE
+
+
+def _is_less(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """``vectorbt.utils.math_.is_less_nb``."""
+    return (a < b) & ~_is_close(a, b)
+
+
 def _add(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
     """``vectorbt.utils.math_.add_nb``: a sum that cancels to within tolerance is 0."""
     opposite = jnp.sign(a) != jnp.sign(b)
-    cancels = jnp.where(
-        opposite, _is_close(jnp.abs(a), jnp.abs(b)), _is_close(a + b, 0.0)
-    )
+    cancels = jnp.where(opposite, _is_close(jnp.abs(a), jnp.abs(b)), _is_zero(a + b))
     return jnp.where(cancels, 0.0, a + b)
 
 
@@ -162,7 +178,7 @@ def _as_computed(x: jnp.ndarray) -> jnp.ndarray:
 
 
 def _snap_to_zero(x: jnp.ndarray) -> jnp.ndarray:
-    return jnp.where(_is_close(x, 0.0), 0.0, x)
+    return jnp.where(_is_zero(x), 0.0, x)
 
 
 def _execute(
@@ -204,15 +220,20 @@ def _execute(
         & (cash != 0)
         & ~jnp.isnan(size)
         & (fits | (max_cash > 0))
-        & ~_is_close(size, 0.0)
+        & ~_is_zero(size)
+        & ~_is_less(bought, _MIN_SIZE)
     )
 
     # sell_nb (long only: the whole position)
     proceeds = _as_computed(position * price_down)
     sell_fees = _as_computed(proceeds * fees) + fixed_fees
     net_proceeds = _add(proceeds, -sell_fees)
-    sell_filled = (sell & tradable & (position != 0) & ~_is_close(position, 0.0)) & (
-        net_proceeds >= 0
+    sell_filled = (
+        sell
+        & tradable
+        & ~_is_zero(position)
+        & ~_is_less(position, _MIN_SIZE)
+        & (net_proceeds >= 0)
     )
 
     # A rejected order still leaves vectorbt's snapped cash and position behind.
@@ -234,7 +255,7 @@ def _execute(
     return new_cash, new_position, order_size, order_fees
 
 
-def simulate(
+def simulate_signals(
     close: ArrayLike,
     entries: ArrayLike,
     exits: ArrayLike,
@@ -261,51 +282,71 @@ def simulate(
         A :class:`SignalsResult` with [T] series and [K] trades, K = (T + 1) // 2.
     """
     close = jnp.asarray(close, jnp.result_type(float))
-    entries = jnp.asarray(entries)
-    exits = jnp.asarray(exits)
+    costs = (fees, fixed_fees, slippage, init_cash, size)
+    return _simulate(close, jnp.asarray(entries), jnp.asarray(exits), *costs)
+
+
+def _simulate(
+    close: jnp.ndarray,
+    entries: jnp.ndarray,
+    exits: jnp.ndarray,
+    fees: ArrayLike,
+    fixed_fees: ArrayLike,
+    slippage: ArrayLike,
+    init_cash: ArrayLike,
+    size: ArrayLike,
+) -> SignalsResult:
+    """The bar loop for a series [T] or a panel [T, N] (state [N], costs scalar or [N]).
+
+    One ``lax.scan`` over bars steps every column at once (the arithmetic is
+    elementwise). It stores only the holdings and the last valid close: on XLA CPU
+    each stored output of the loop body is its own kernel that redoes the bar's
+    arithmetic, so the orders are recomputed once, elementwise over all bars, from the
+    holdings before each bar.
+    """
     fees, fixed_fees, slippage, init_cash, size = (
-        jnp.asarray(x, close.dtype)
+        jnp.broadcast_to(jnp.asarray(x, close.dtype), close.shape[1:])
         for x in (fees, fixed_fees, slippage, init_cash, size)
     )
     buy_price = close * (1 + slippage)
     sell_price = close * (1 - slippage)
+    bars = (buy_price, sell_price, entries, exits)
     costs = (fees, fixed_fees, size)
 
-    def step(state: SignalsState, bar):
-        cash, position, _, _ = _execute(state.cash, state.position, *bar, *costs)
-        return SignalsState(cash, position), (cash, position)
+    def step(carry, bar):
+        state, last_close = carry
+        *inputs, close_now = bar
+        cash, position, _, _ = _execute(state.cash, state.position, *inputs, *costs)
+        last_close = jnp.where(jnp.isnan(close_now), last_close, close_now)
+        return (SignalsState(cash, position), last_close), (cash, position, last_close)
 
-    initial = SignalsState(cash=init_cash, position=jnp.zeros_like(init_cash))
-    bars = (buy_price, sell_price, entries, exits)
-    _, (cash, position) = jax.lax.scan(step, initial, bars)
-    # The orders are recomputed from the holdings before each bar, elementwise
-    # outside the loop: the scan then carries and stores only cash and position.
+    initial = (
+        SignalsState(cash=init_cash, position=jnp.zeros_like(init_cash)),
+        jnp.full_like(init_cash, jnp.nan),
+    )
+    _, (cash, position, last_close) = jax.lax.scan(step, initial, (*bars, close))
     cash_before = jnp.concatenate([init_cash[None], cash[:-1]])
-    position_before = jnp.concatenate([initial.position[None], position[:-1]])
+    position_before = jnp.concatenate([initial[0].position[None], position[:-1]])
     _, _, order_size, order_fees = _execute(cash_before, position_before, *bars, *costs)
-    valuation = jnp.where(position == 0, 0.0, _filled(close))
+    # Valued at the last valid close: holding a position implies a filled, valid bar.
+    valuation = jnp.where(position == 0, 0.0, last_close)
     value = cash + _as_computed(valuation * position)
     previous = jnp.concatenate([init_cash[None], value[:-1]])
-    returns = _returns(previous, value)
-    trades = _trades(close, buy_price, sell_price, order_size, order_fees)
+    orders = (close, buy_price, sell_price, order_size, order_fees)
+    if close.ndim == 1:  # a series is traded as a panel of one column
+        trades = _trades(*(x[:, None] for x in orders))
+        trades = jax.tree.map(lambda x: x[..., 0], trades)
+    else:
+        trades = _trades(*orders)
     return SignalsResult(
         cash=cash,
         position=position,
         value=value,
-        returns=returns,
+        returns=_returns(previous, value),
         order_size=order_size,
         order_fees=order_fees,
         trades=trades,
     )
-
-
-def _filled(close: jnp.ndarray) -> jnp.ndarray:
-    """NaN closes filled forward, then leading ones backward (vectorbt's valuation)."""
-    index = jnp.arange(close.shape[0])
-    valid = ~jnp.isnan(close)
-    last_valid = jax.lax.cummax(jnp.where(valid, index, -1))
-    first_valid = jnp.argmax(valid)
-    return close[jnp.where(last_valid >= 0, last_valid, first_valid)]
 
 
 def _returns(previous: jnp.ndarray, value: jnp.ndarray) -> jnp.ndarray:
@@ -324,45 +365,42 @@ def _trades(
     order_size: jnp.ndarray,
     order_fees: jnp.ndarray,
 ) -> Trades:
-    """``get_exit_trades_nb`` for alternating buys and full sells."""
-    bars = close.shape[0]
+    """``get_exit_trades_nb`` for alternating buys and full sells, a panel [T, N]."""
+    bars, columns = close.shape
     capacity = (bars + 1) // 2
-    index = jnp.arange(bars)
-    is_buy = order_size > 0
-    is_sell = order_size < 0
 
     # Buys and sells alternate, so the j-th order is the buy (j even) or the sell
-    # (j odd) of trade j // 2. One scatter finds the orders' bars; the rest are gathers.
+    # (j odd) of trade j // 2. One scatter finds the orders' bars; the rest are
+    # gathers. (associative_scan: XLA CPU's cumsum is a much slower reduce_window.)
     is_order = order_size != 0
-    slot = jnp.where(is_order, jnp.cumsum(is_order) - 1, 2 * capacity)
+    orders = jax.lax.associative_scan(jnp.add, is_order.astype(jnp.int32), axis=0)
+    slot = jnp.where(is_order, orders - 1, 2 * capacity)
+    bar = jnp.broadcast_to(jnp.arange(bars)[:, None], close.shape)
     order_bar = (
-        jnp.full(2 * capacity, bars, index.dtype)
-        .at[slot]
-        .set(index, mode="drop")
-        .reshape(capacity, 2)
+        jnp.full((2 * capacity, columns), bars, bar.dtype)
+        .at[slot, jnp.arange(columns)]
+        .set(bar, mode="drop")
     )
-    entry_bar, exit_bar = order_bar[:, 0], order_bar[:, 1]
+    entry_bar, exit_bar = order_bar[0::2], order_bar[1::2]
 
-    def gather(bar: jnp.ndarray, values: jnp.ndarray, fill) -> jnp.ndarray:
-        return jnp.where(bar < bars, values[jnp.minimum(bar, bars - 1)], fill)
+    def gather(bar: jnp.ndarray, values: jnp.ndarray) -> jnp.ndarray:
+        found = jnp.take_along_axis(values, jnp.minimum(bar, bars - 1), axis=0)
+        return jnp.where(bar < bars, found, jnp.nan)
 
-    nan = jnp.nan
-    entry_index = jnp.where(entry_bar < bars, entry_bar, -1)
-    size = gather(entry_bar, order_size, nan)
-    entry_order_price = gather(entry_bar, buy_price, nan)
-    entry_order_fees = gather(entry_bar, order_fees, nan)
-    exit_index = jnp.where(exit_bar < bars, exit_bar, -1)
-    exit_price = gather(exit_bar, sell_price, nan)
-    exit_fees = gather(exit_bar, order_fees, nan)
+    size = gather(entry_bar, order_size)
+    entry_order_price = gather(entry_bar, buy_price)
+    entry_order_fees = gather(entry_bar, order_fees)
+    exit_price = gather(exit_bar, sell_price)
+    exit_fees = gather(exit_bar, order_fees)
 
-    closed = jnp.sum(is_sell)
-    trade = jnp.arange(capacity)
+    closed = orders[-1] // 2
+    trade = jnp.arange(capacity)[:, None]
     # An unsold buy is an open trade unless its size is 0 within tolerance
     # (is_less_nb(-size, 0) in vectorbt).
-    open_size = size[jnp.minimum(closed, capacity - 1)]
-    has_open = (jnp.sum(is_buy) > closed) & ~_is_close(open_size, 0.0)
+    open_size = jnp.take_along_axis(size, jnp.minimum(closed, capacity - 1)[None], 0)
+    has_open = (orders[-1] % 2 == 1) & ~_is_zero(open_size[0])
     is_open = (trade == closed) & has_open
-    exit_index = jnp.where(is_open, bars - 1, exit_index)
+    exit_index = jnp.where(is_open, bars - 1, exit_bar)
     exit_price = jnp.where(is_open, close[-1], exit_price)
     exit_fees = jnp.where(is_open, 0.0, exit_fees)
     count = closed + has_open
@@ -376,10 +414,10 @@ def _trades(
     trade_returns = pnl / entry_value
 
     def pad(x: jnp.ndarray) -> jnp.ndarray:
-        return jnp.where(valid, x, nan)
+        return jnp.where(valid, x, jnp.nan)
 
     return Trades(
-        entry_index=jnp.where(valid, entry_index, -1),
+        entry_index=jnp.where(valid, entry_bar, -1),
         exit_index=jnp.where(valid, exit_index, -1),
         size=pad(size),
         entry_price=pad(entry_price),
@@ -407,10 +445,11 @@ def from_signals(
 ) -> SignalsResult:
     """Backtest entry/exit signals on one series [T] or a panel [T, N].
 
-    A panel is simulated column by column with ``jax.vmap``; its per-bar outputs are
-    [T, N], its trade arrays [K, N] and ``trades.count`` [N]. For a panel, ``fees``,
-    ``fixed_fees``, ``slippage``, ``init_cash`` and ``size`` may be scalars or [N].
-    Works under ``jax.jit`` (``direction`` static) and ``jax.vmap``. Conventions and
+    A panel is simulated in one scan over bars that steps all N columns at once (the
+    per-bar arithmetic is elementwise); its per-bar outputs are [T, N], its trade
+    arrays [K, N] and ``trades.count`` [N]. For a panel, ``fees``, ``fixed_fees``,
+    ``slippage``, ``init_cash`` and ``size`` may be scalars or [N]. Works under
+    ``jax.jit`` (``direction`` static) and ``jax.vmap``. Conventions and
     vectorbt parity: see the module docstring.
 
     Args:
@@ -453,7 +492,7 @@ def from_signals(
                 f"{close.shape}"
             ) from None
         signals.append(signal)
-    parameters = dict(
+    costs = dict(
         fees=fees,
         fixed_fees=fixed_fees,
         slippage=slippage,
@@ -461,16 +500,5 @@ def from_signals(
         size=size,
     )
     if close.ndim == 1:
-        return simulate(close, *signals, **parameters)
-    columns = close.shape[1]
-    parameters = {
-        name: jnp.broadcast_to(jnp.asarray(value, close.dtype), (columns,))
-        for name, value in parameters.items()
-    }
-
-    def column(close, entries, exits, parameters):
-        return simulate(close, entries, exits, **parameters)
-
-    return jax.vmap(column, in_axes=(1, 1, 1, 0), out_axes=-1)(
-        close, *signals, parameters
-    )
+        return simulate_signals(close, *signals, **costs)
+    return _simulate(close, *signals, **costs)

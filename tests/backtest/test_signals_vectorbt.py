@@ -139,6 +139,23 @@ def test_same_bar_entry_and_exit_are_both_ignored():
     assert_matches_vectorbt(close[:, None], entries[:, None], exits[:, None])
 
 
+def test_orders_below_min_size_are_rejected_like_vectorbt():
+    # vectorbt rejects orders of fewer than 1e-8 units (its default min_size): the
+    # buy at bar 0 (9.996e-9 units) is rejected, the one at bar 2 (1.0008e-8) fills.
+    close = np.array([82.7, 82.0, 82.6, 83.0, 83.5])
+    entries = np.array([True, False, True, False, False])
+    exits = np.array([False, True, False, True, False])
+    result = from_signals(close, entries, exits, fees=0.001, init_cash=8.2752e-7)
+    np.testing.assert_array_equal(result.order_size != 0, [0, 0, 1, 1, 0])
+    assert_matches_vectorbt(
+        close[:, None],
+        entries[:, None],
+        exits[:, None],
+        fees=0.001,
+        init_cash=8.2752e-7,
+    )
+
+
 def test_nan_close_places_no_order_like_vectorbt():
     close, entries, exits = random_panel(seed=5, bars=120, columns=3, density=0.3)
     close[10:14, 0] = np.nan

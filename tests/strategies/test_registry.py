@@ -58,7 +58,7 @@ def test_unknown_parameter_lists_valid_ones_and_suggests():
         make_params("sma_cross", fsat=5)
     message = str(e.value)
     assert "Did you mean 'fast'" in message
-    assert "Valid: direction, fast, slow." in message
+    assert "Valid: direction, fast, slow, wait_for_cross." in message
 
 
 def test_make_params_applies_overrides():

@@ -231,3 +231,17 @@ def test_macd_term_is_in_price_units_unless_normalized(close):
     scaled = np.asarray(score(close, base.replace(normalize_macd=True)))
     valid = np.isfinite(raw)
     np.testing.assert_allclose(scaled[valid], raw[valid] / close[valid], rtol=1e-12)
+
+
+def test_waiting_for_the_first_cross_stays_flat_until_the_lines_cross():
+    close = np.asarray([5.0, 6.0, 7.0, 8.0, 7.0, 4.0, 3.0, 5.0, 9.0, 10.0])
+    params = strategies.make_params("sma_cross", fast=1, slow=3, wait_for_cross=True)
+    waited = np.asarray(strategies.sma_cross(close, params))
+    at_once = np.asarray(
+        strategies.sma_cross(close, strategies.make_params("sma_cross", fast=1, slow=3))
+    )
+    # sma(1) is the close; sma(3) from bar 2: 6, 7, 7.33, 6.33, 4.67, 4, 5.67, 8:
+    # the close is above it on bars 2-3 (long at once), below on 4-6 (the first
+    # cross, at bar 4) and above again from bar 7.
+    np.testing.assert_array_equal(at_once, [0, 0, 1, 1, -1, -1, -1, 1, 1, 1])
+    np.testing.assert_array_equal(waited, [0, 0, 0, 0, -1, -1, -1, 1, 1, 1])
