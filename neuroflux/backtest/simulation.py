@@ -204,7 +204,10 @@ class Result:
         value: Equity ``cash + units * close``.
         returns: ``value[t] / value[t - 1] - 1`` with ``value[-1] = init_cash``.
         fees: Fees paid at the bar.
-        trades: The :class:`TradeLog`.
+        trades: The :class:`TradeLog` ([T], in bar order).
+        trade_records: The same trades in their [2T + 1] slots (two closes per bar at
+            most, then the open trade; empty slots have ``entry_index`` -1).
+            Statistics read these, so that a sweep never pays for packing.
     """
 
     target: jnp.ndarray
@@ -214,6 +217,7 @@ class Result:
     returns: jnp.ndarray
     fees: jnp.ndarray
     trades: TradeLog
+    trade_records: TradeLog
 
     def stats(self, periods_per_year: ArrayLike = 252) -> dict[str, jnp.ndarray]:
         """Performance and trade statistics, keyed as :data:`statistics.STATISTICS`."""
@@ -450,6 +454,7 @@ def simulate(
     )
     value = cash + units * close
     previous = jnp.concatenate([p.init_cash[None], value[:-1]])
+    records = _trade_records(first, second, end, close)
     return Result(
         target=target,
         cash=cash,
@@ -457,38 +462,35 @@ def simulate(
         value=value,
         returns=value / previous - 1,
         fees=fees,
-        trades=_trade_log(first, second, end, close),
+        trades=_packed(records, close.shape[0]),
+        trade_records=records,
     )
 
 
-def _trade_log(first: _Closed, second: _Closed, end: _Book, close) -> TradeLog:
-    """Closed trades [T, 2] (two per bar at most) in bar order, then the open one."""
-    bars = close.shape[0]
+def _trade_records(first: _Closed, second: _Closed, end: _Book, close) -> TradeLog:
+    """Every trade in its slot: [2T] closes (two per bar at most), then the open one."""
     closed = jax.tree.map(lambda a, b: jnp.stack([a, b], axis=1).ravel(), first, second)
-    slot = jnp.where(closed.valid, jnp.cumsum(closed.valid) - 1, bars)
-    count_closed = jnp.sum(closed.valid)
+    held = jnp.abs(end.units)
 
-    def packed(x, fill):
-        return jnp.full((bars,), fill, x.dtype).at[slot].set(x, mode="drop")
+    def slots(closes, open_trade, fill):
+        return jnp.concatenate(
+            [
+                jnp.where(closed.valid, closes, fill),
+                jnp.where(held != 0, open_trade, fill)[None],
+            ]
+        )
 
     nan = jnp.nan
-    held = jnp.abs(end.units)
-    is_open = (jnp.arange(bars) == count_closed) & (held != 0)
-
-    def with_open(x, fill, open_value):
-        return jnp.where(is_open, open_value, packed(x, fill))
-
-    entry_bar = with_open(closed.entry_bar, -1, end.entry_bar).astype(int)
-    exit_bar = with_open(closed.exit_bar, -1, bars - 1).astype(int)
-    direction = with_open(closed.direction, 0, jnp.sign(end.units))
-    size = with_open(closed.size, nan, end.entry_units)
-    entry_value = with_open(closed.entry_value, nan, end.entry_value)
-    exit_value = with_open(closed.exit_value, nan, end.exit_value + held * close[-1])
-    fees = with_open(closed.fees, nan, end.trade_fees)
+    direction = slots(closed.direction, jnp.sign(end.units), 0)
+    size = slots(closed.size, end.entry_units, nan)
+    entry_value = slots(closed.entry_value, end.entry_value, nan)
+    exit_value = slots(closed.exit_value, end.exit_value + held * close[-1], nan)
+    fees = slots(closed.fees, end.trade_fees, nan)
     pnl = direction * (exit_value - entry_value) - fees
+    is_open = jnp.zeros(direction.shape, bool).at[-1].set(held != 0)
     return TradeLog(
-        entry_index=entry_bar,
-        exit_index=exit_bar,
+        entry_index=slots(closed.entry_bar, end.entry_bar, -1).astype(int),
+        exit_index=slots(closed.exit_bar, close.shape[0] - 1, -1).astype(int),
         direction=direction.astype(jnp.int8),
         size=size,
         entry_price=entry_value / size,
@@ -497,5 +499,25 @@ def _trade_log(first: _Closed, second: _Closed, end: _Book, close) -> TradeLog:
         pnl=pnl,
         returns=pnl / entry_value,
         is_open=is_open,
-        count=count_closed + jnp.any(is_open),
+        count=jnp.sum(closed.valid) + (held != 0),
     )
+
+
+def _packed(records: TradeLog, length: int) -> TradeLog:
+    """The trades of their slots moved to the front, in bar order, padded to length."""
+    real = records.entry_index >= 0
+    slot = jnp.where(real, jnp.cumsum(real) - 1, length)
+
+    padding = {"entry_index": -1, "exit_index": -1, "direction": 0, "is_open": False}
+
+    def pack(name: str) -> jnp.ndarray:
+        x = getattr(records, name)
+        empty = jnp.full((length,), padding.get(name, jnp.nan), x.dtype)
+        return empty.at[slot].set(x, mode="drop")
+
+    fields = {
+        field.name: pack(field.name)
+        for field in dataclasses.fields(records)
+        if field.name != "count"
+    }
+    return TradeLog(**fields, count=records.count)

@@ -50,7 +50,7 @@ def backtest_stats(result, periods_per_year: ArrayLike = 252) -> dict[str, jnp.n
         A dict of scalars keyed as :data:`STATISTICS`.
     """
     returns = result.returns
-    trades = result.trades
+    trades = result.trade_records
     closed = trades.closed
     trade_returns = trades.returns
     hundred = jnp.asarray(100.0, returns.dtype)
