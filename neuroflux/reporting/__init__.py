@@ -1,0 +1,1 @@
+"""Run the research notebooks with papermill into offline HTML reports and an index."""
