@@ -27,6 +27,11 @@ data_app = typer.Typer(
     help="Market data: samples, files and downloads.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
+report_app = typer.Typer(
+    help="Research reports: run notebooks with papermill into offline HTML.",
+    no_args_is_help=True,
+)
+app.add_typer(report_app, name="report")
 console = Console(highlight=False)
 
 
@@ -54,6 +59,23 @@ def doctor() -> None:
     console.print(table)
     if any(check.status == "fail" for check in checks):
         raise typer.Exit(1)
+
+
+def _notebook_parameters(args: list[str]) -> dict:
+    import yaml
+
+    parameters = {}
+    rest = list(args)
+    while rest:
+        flag = rest.pop(0)
+        if flag not in ("-p", "--parameter") or len(rest) < 2:
+            raise typer.BadParameter(
+                f"expected -p NAME VALUE after the notebook name; got {flag!r}",
+                param_hint="-p",
+            )
+        name, value = rest.pop(0), rest.pop(0)
+        parameters[name] = yaml.safe_load(value)
+    return parameters
 
 
 @data_app.command("samples")
@@ -423,6 +445,88 @@ def sweep(
     console.print(rich_table)
     if output is not None:
         typer.echo(f"written to {output}")
+
+
+_NOTEBOOKS_HELP = "Folder of the notebooks."
+
+
+@report_app.command("list")
+def report_list(
+    notebooks_dir: Annotated[Path, typer.Option(help=_NOTEBOOKS_HELP)] = Path(
+        "notebooks"
+    ),
+) -> None:
+    """List the notebooks and their parameters (name, type, default, help)."""
+    from neuroflux.reporting import list_notebooks
+
+    table = Table("notebook", "parameter", "type", "default", "help")
+    for name, parameters in list_notebooks(notebooks_dir).items():
+        if not parameters:
+            table.add_row(name, "-", "", "", "")
+        for position, parameter in enumerate(parameters):
+            table.add_row(
+                name if position == 0 else "",
+                parameter.name,
+                parameter.type,
+                parameter.default,
+                parameter.help,
+            )
+    console.print(table, markup=False)
+
+
+@report_app.command(
+    "run",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def report_run(
+    ctx: typer.Context,
+    notebook: Annotated[str, typer.Argument(help="Notebook name (file stem).")],
+    hide_code: Annotated[
+        bool, typer.Option("--hide-code", help="Leave code out of the HTML.")
+    ] = False,
+    notebooks_dir: Annotated[Path, typer.Option(help=_NOTEBOOKS_HELP)] = Path(
+        "notebooks"
+    ),
+    reports_dir: Annotated[
+        Path | None, typer.Option(help="Report root (default: reports/).")
+    ] = None,
+) -> None:
+    """Run a notebook into reports/NOTEBOOK/RUN-ID/; exit 1 if the notebook failed.
+
+    Parameters follow the notebook name as -p NAME VALUE (repeatable, as papermill's
+    -p); VALUE is read as a YAML scalar: 10, 0.5, true, null, 2024-01-01, text.
+    """
+    from neuroflux.reporting import run_notebook
+
+    parameters = _notebook_parameters(ctx.args)
+    record = run_notebook(
+        notebook,
+        parameters,
+        notebooks_dir=notebooks_dir,
+        reports_dir=reports_dir,
+        hide_code=hide_code,
+    )
+    typer.echo(f"{record.status}: {record.report}")
+    if record.status != "ok":
+        typer.echo(f"error: {record.error}", err=True)
+        raise typer.Exit(1)
+
+
+def _notebook_parameters(args: list[str]) -> dict:
+    import yaml
+
+    parameters = {}
+    rest = list(args)
+    while rest:
+        flag = rest.pop(0)
+        if flag not in ("-p", "--parameter") or len(rest) < 2:
+            raise typer.BadParameter(
+                f"expected -p NAME VALUE after the notebook name; got {flag!r}",
+                param_hint="-p",
+            )
+        name, value = rest.pop(0), rest.pop(0)
+        parameters[name] = yaml.safe_load(value)
+    return parameters
 
 
 def main() -> None:
