@@ -8,6 +8,7 @@ with the error, and the folder keeps the partially executed notebook and its HTM
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
 import difflib
@@ -22,6 +23,7 @@ from typing import Any, Literal
 
 import jinja2
 import nbformat
+import panel
 import papermill
 import structlog
 from nbconvert import HTMLExporter
@@ -60,7 +62,13 @@ _EXTERNAL_TAG = re.compile(
     r"<(?:script[^>]*\ssrc|link[^>]*\shref)\s*=\s*[\"']?(?:https?:)?//[^\"'\s>]+",
     re.IGNORECASE,
 )
-_BOKEH_CDN = re.compile(r"https?://cdn\.bokeh\.org/[^\"'\s<>]+")
+_PLOT_CDN = re.compile(r"https?://cdn\.(?:bokeh|holoviz)\.org/[^\"'\s<>]+")
+# Panel writes its stylesheets and module shim into plot outputs as CDN addresses even
+# with pn.config.inline; the same files ship in the panel wheel and are inlined.
+_PANEL_CDN = re.compile(
+    r"https?://cdn\.holoviz\.org/panel/[^/\"']+/dist/([^\"'\s<>?]+)(?:\?v=[^\"'\s<>]*)?"
+)
+_MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -310,15 +318,26 @@ def _write_html(
         # The metrics output has no visible form; nbconvert would warn about it.
         warnings.filterwarnings("ignore", "Your element with mimetype", UserWarning)
         html, _ = exporter.from_notebook_node(node)
+    html = _PANEL_CDN.sub(_inline_panel_file, html)
     path.write_text(html, encoding="utf-8")
     external = sorted(set(_EXTERNAL_TAG.findall(html)))
-    external += sorted(set(_BOKEH_CDN.findall(html)))
+    external += sorted(set(_PLOT_CDN.findall(html)))
     if external:
         return (
             f"{path} loads resources from the network ({', '.join(external[:3])}); "
             "plots must be inline: hv.extension('bokeh', inline=True)"
         )
     return None
+
+
+def _inline_panel_file(match: re.Match) -> str:
+    """A ``data:`` URI of the panel file a CDN address names (unchanged if absent)."""
+    local = Path(panel.__file__).parent / "dist" / match.group(1)
+    media_type = _MEDIA_TYPES.get(local.suffix)
+    if media_type is None or not local.is_file():
+        return match.group(0)
+    encoded = base64.b64encode(local.read_bytes()).decode("ascii")
+    return f"data:{media_type};base64,{encoded}"
 
 
 def _dumps(document: Any) -> str:
