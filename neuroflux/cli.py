@@ -35,13 +35,23 @@ app.add_typer(report_app, name="report")
 console = Console(highlight=False)
 
 
+class _CurrentStderr:
+    """``sys.stderr`` as it is when a line is logged (a test runner may swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 @app.callback()
 def _options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """NeuroFlux: research notebooks, backtests and live trading in JAX."""
     # Logs (retries, warnings) go to stderr so that stdout stays the command's output.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()))
 
 
 @app.command()
@@ -59,6 +69,14 @@ def doctor() -> None:
     console.print(table)
     if any(check.status == "fail" for check in checks):
         raise typer.Exit(1)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when inside it (shorter tables)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _notebook_parameters(args: list[str]) -> dict:
@@ -510,6 +528,92 @@ def report_run(
     if record.status != "ok":
         typer.echo(f"error: {record.error}", err=True)
         raise typer.Exit(1)
+
+
+Workers = Annotated[
+    int, typer.Option(min=1, help="Notebooks run at once (worker processes).")
+]
+ReportsDir = Annotated[
+    Path | None, typer.Option(help="Report root (default: reports/).")
+]
+
+
+@report_app.command("batch")
+def report_batch(
+    file: Annotated[Path, typer.Argument(help="YAML file with a list under runs:.")],
+    workers: Workers = 2,
+    notebooks_dir: Annotated[Path, typer.Option(help=_NOTEBOOKS_HELP)] = Path(
+        "notebooks"
+    ),
+    reports_dir: ReportsDir = None,
+) -> None:
+    """Run the notebook runs of FILE in parallel; exit 1 if any failed.
+
+    FILE: runs: [{notebook: NAME, parameters: {...}, grid: {NAME: [v1, v2]}}, ...];
+    a grid makes one run per combination.
+    """
+    from neuroflux.reporting import load_batch
+
+    specs = load_batch(file, notebooks_dir=notebooks_dir)
+    _run_reports(specs, workers, notebooks_dir, reports_dir)
+
+
+@report_app.command("all")
+def report_all(
+    workers: Workers = 2,
+    notebooks_dir: Annotated[Path, typer.Option(help=_NOTEBOOKS_HELP)] = Path(
+        "notebooks"
+    ),
+    reports_dir: ReportsDir = None,
+) -> None:
+    """Run every notebook with its defaults (embedded data); exit 1 if any failed."""
+    from neuroflux.reporting import default_runs
+
+    _run_reports(default_runs(notebooks_dir), workers, notebooks_dir, reports_dir)
+
+
+def _run_reports(specs, workers: int, notebooks_dir: Path, reports_dir) -> None:
+    import json
+
+    from neuroflux.reporting import run_batch
+
+    root = reports_dir if reports_dir is not None else settings.reports_dir()
+    records = run_batch(
+        specs, workers=workers, notebooks_dir=notebooks_dir, reports_dir=root
+    )
+    from rich.table import Column
+
+    table = Table(
+        "notebook",
+        Column("parameters", overflow="fold"),
+        "status",
+        Column("seconds", justify="right"),
+        Column("report", overflow="fold"),
+    )
+    for record in records:
+        table.add_row(
+            record.notebook,
+            json.dumps(record.parameters, default=str) if record.parameters else "-",
+            record.status,
+            f"{record.seconds:.1f}",
+            _shown(record.report),
+        )
+    console.print(table, markup=False)
+    typer.echo(f"index: {(Path(root) / 'index.html').resolve()}")
+    failed = [record for record in records if record.status != "ok"]
+    if failed:
+        typer.echo(f"{len(failed)} of {len(records)} runs failed:", err=True)
+        for record in failed:
+            typer.echo(f"  {record.notebook} {record.run_id}: {record.error}", err=True)
+        raise typer.Exit(1)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when inside it (shorter tables)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _notebook_parameters(args: list[str]) -> dict:

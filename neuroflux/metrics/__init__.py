@@ -17,10 +17,16 @@ Modules: :mod:`~neuroflux.metrics.returns` (total and annual return, volatility)
 :mod:`~neuroflux.metrics.ratios` (Sharpe, Sortino, Calmar, omega, tail ratio,
 stability, alpha/beta), :mod:`~neuroflux.metrics.drawdowns`,
 :mod:`~neuroflux.metrics.tails` (VaR, CVaR), :mod:`~neuroflux.metrics.trades` (win
-rate, profit factor, expectancy, SQN, Kelly) and
-:mod:`~neuroflux.metrics.sharpe_tests` (probabilistic and deflated Sharpe ratios).
+rate, profit factor, expectancy, SQN, Kelly),
+:mod:`~neuroflux.metrics.sharpe_tests` (probabilistic and deflated Sharpe ratios) and
+:mod:`~neuroflux.metrics.bootstrap` (paired block-bootstrap interval of a Sharpe
+difference).
 """
 
+from neuroflux.metrics.bootstrap import (
+    sharpe_difference_bootstrap,
+    stationary_bootstrap_indices,
+)
 from neuroflux.metrics.drawdowns import (
     drawdown_series,
     max_drawdown,
@@ -77,11 +83,13 @@ __all__ = [
     "probabilistic_sharpe_ratio",
     "probabilistic_sharpe_ratio_from_moments",
     "profit_factor",
+    "sharpe_difference_bootstrap",
     "sharpe_moments",
     "sharpe_ratio",
     "sortino_ratio",
     "sqn",
     "stability",
+    "stationary_bootstrap_indices",
     "tail_ratio",
     "total_return",
     "value_at_risk",

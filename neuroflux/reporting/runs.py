@@ -162,6 +162,7 @@ def run_notebook(
     notebooks_dir: str | Path = "notebooks",
     reports_dir: str | Path | None = None,
     hide_code: bool = False,
+    rebuild_index: bool = True,
 ) -> RunRecord:
     """Execute a notebook with papermill and write its report folder and the index.
 
@@ -181,6 +182,8 @@ def run_notebook(
         notebooks_dir: Folder of ``*.ipynb`` files.
         reports_dir: Report root; ``settings.reports_dir()`` when ``None``.
         hide_code: Leave code cells' input out of the HTML.
+        rebuild_index: Rebuild ``index.html`` after the run (a batch rebuilds it once
+            at the end instead, so that no worker reads another's unfinished run).
 
     Returns:
         The run's record (as in ``run.json``).
@@ -226,8 +229,12 @@ def run_notebook(
         neuroflux_version=neuroflux.__version__,
         folder=folder,
     )
-    (folder / "run.json").write_text(_dumps(record.to_json()))
-    index.build_index(reports_root)
+    # Written whole and then renamed, so an index never reads half a record.
+    unfinished = folder / "run.json.partial"
+    unfinished.write_text(_dumps(record.to_json()))
+    unfinished.replace(folder / "run.json")
+    if rebuild_index:
+        index.build_index(reports_root)
     _log.info(
         "notebook run finished",
         notebook=name,
