@@ -171,7 +171,11 @@ def data_fetch(
     )
 
 
-_DATA_HELP = "sample:NAME (an embedded single-asset sample) or a CSV/Parquet path."
+_DATA_HELP = (
+    "sample:NAME (an embedded single-asset sample), "
+    "download:EXCHANGE:SYMBOL:TIMEFRAME:SINCE:UNTIL (a ccxt market, cached) "
+    "or a CSV/Parquet path."
+)
 _PARAM_HELP = "Strategy parameter NAME=VALUE (repeatable), e.g. fast=10."
 
 

@@ -42,15 +42,34 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
 
+_DOWNLOAD = "download:EXCHANGE:SYMBOL:TIMEFRAME:SINCE:UNTIL"
+
+
 def load_data(spec: str) -> pd.DataFrame:
-    """An OHLCV frame from ``"sample:NAME"`` (an embedded sample) or a file path.
+    """An OHLCV frame from an embedded sample, a downloaded market or a file.
+
+    ``"sample:NAME"`` is an embedded sample; ``"download:EXCHANGE:SYMBOL:TIMEFRAME:
+    SINCE:UNTIL"`` (e.g. ``download:binance:BTC/USDT:1h:2024-01-01:2024-02-01``) is
+    :func:`neuroflux.data.fetch_ohlcv`'s market, served from its cache when the range
+    is there and downloaded otherwise; anything else is a CSV/Parquet path.
 
     Raises:
         KeyError: Unknown sample (the message lists them).
+        ValueError: A download spec without its five fields.
         FileNotFoundError, DataValidationError: From :func:`read_ohlcv`.
     """
     if spec.startswith("sample:"):
         return load_sample(spec.removeprefix("sample:"))
+    if spec.startswith("download:"):
+        fields = spec.removeprefix("download:").split(":")
+        if len(fields) != 5:
+            raise ValueError(
+                f"{spec!r}: expected {_DOWNLOAD}, e.g. "
+                "download:binance:BTC/USDT:1h:2024-01-01:2024-02-01"
+            )
+        from neuroflux.data import fetch_ohlcv
+
+        return fetch_ohlcv(*fields)
     return read_ohlcv(spec)
 
 

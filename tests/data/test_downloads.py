@@ -543,3 +543,18 @@ def test_fetch_command_serves_a_cached_range_without_the_network(
         "binance BTC/USDT 1m: 600 bars from 2024-02-01 00:00:00+00:00" in result.stdout
     )
     assert len(binance_server.requests) == requests_before
+
+
+def test_a_downloaded_market_loads_by_its_spec_from_the_cache(
+    binance_server, binance_client, tmp_path, monkeypatch
+):
+    from neuroflux.research import load_data
+
+    first = fetch(binance_client, tmp_path, T0, T0 + 1500 * MINUTE)
+    count = len(binance_server.requests)
+    monkeypatch.setenv("NEUROFLUX_CACHE_DIR", str(tmp_path))
+    frame = load_data("download:binance:BTC/USDT:1m:2024-02-01:2024-02-02")
+    pd.testing.assert_frame_equal(frame, first.iloc[:1440])
+    assert len(binance_server.requests) == count  # served offline, from the cache
+    with pytest.raises(ValueError, match="download:EXCHANGE:SYMBOL"):
+        load_data("download:binance:BTC/USDT:1m")
