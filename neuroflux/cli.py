@@ -612,31 +612,6 @@ def _run_reports(specs, workers: int, notebooks_dir: Path, reports_dir) -> None:
         raise typer.Exit(1)
 
 
-def _shown(path: Path) -> str:
-    """``path`` relative to the working folder when inside it (shorter tables)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _notebook_parameters(args: list[str]) -> dict:
-    import yaml
-
-    parameters = {}
-    rest = list(args)
-    while rest:
-        flag = rest.pop(0)
-        if flag not in ("-p", "--parameter") or len(rest) < 2:
-            raise typer.BadParameter(
-                f"expected -p NAME VALUE after the notebook name; got {flag!r}",
-                param_hint="-p",
-            )
-        name, value = rest.pop(0), rest.pop(0)
-        parameters[name] = yaml.safe_load(value)
-    return parameters
-
-
 def main() -> None:
     """Entry point: one clear line per error unless ``--debug``."""
     try:

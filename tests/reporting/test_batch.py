@@ -17,32 +17,16 @@ from neuroflux.reporting import (
 )
 
 
-def _write(path, *sources, parameters=None):
-    cells = []
-    if parameters is not None:
-        cell = nbformat.v4.new_code_cell(parameters)
-        cell.metadata["tags"] = ["parameters"]
-        cells.append(cell)
-    cells += [nbformat.v4.new_code_cell(source) for source in sources]
-    notebook = nbformat.v4.new_notebook(cells=cells)
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(notebook, path)
-
-
 @pytest.fixture(scope="module")
-def notebooks(tmp_path_factory):
+def notebooks(tmp_path_factory, write_notebook):
     folder = tmp_path_factory.mktemp("notebooks")
-    _write(
+    write_notebook(
         folder / "doubler.ipynb",
         "from IPython.display import display\n"
         f"display({{{METRICS_MIMETYPE!r}: {{'x2': x * 2}}}}, raw=True)",
         parameters="x: int = 1  # a number\nlabel: str = 'a'  # a label",
     )
-    _write(
+    write_notebook(
         folder / "broken.ipynb",
         "before = 'this cell ran'\nprint(before)",
         "raise RuntimeError('boom on purpose')",
