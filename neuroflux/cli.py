@@ -612,6 +612,51 @@ def _run_reports(specs, workers: int, notebooks_dir: Path, reports_dir) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="TCP port.")] = 5006,
+    address: Annotated[
+        str,
+        typer.Option(
+            help="Interface to bind; anything but loopback needs a login "
+            "(NEUROFLUX_DASHBOARD_PASSWORD or --auth-file)."
+        ),
+    ] = "127.0.0.1",
+    reports_dir: ReportsDir = None,
+    auth_file: Annotated[
+        Path | None,
+        typer.Option(help='Basic-auth users, JSON {"user": "password"}.'),
+    ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(help="Extra HOST:PORT a browser may connect from (repeatable)."),
+    ] = None,
+) -> None:
+    """Serve the dashboards: strategy explorer, market overview, report browser.
+
+    Loopback binds are open to this machine only; any other address needs a basic-auth
+    login (password from NEUROFLUX_DASHBOARD_PASSWORD, or users from --auth-file).
+    """
+    from neuroflux.dashboards import is_loopback, serve_dashboards
+
+    def announce(url: str) -> None:
+        access = (
+            "loopback only, no login"
+            if is_loopback(address)
+            else f"reachable from the network on {address}, basic-auth login required"
+        )
+        typer.echo(f"dashboards: {url} ({access}); Ctrl+C stops")
+
+    serve_dashboards(
+        address=address,
+        port=port,
+        reports_dir=reports_dir,
+        auth_file=auth_file,
+        allow_origins=allow_origin or (),
+        on_start=announce,
+    )
+
+
 def main() -> None:
     """Entry point: one clear line per error unless ``--debug``."""
     try:

@@ -7,42 +7,14 @@ reaches for the network and the key metrics are shown. Needs Debian's ``chromium
 """
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from neuroflux.reporting import run_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-NO_CHROMIUM = (
-    f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
-    "(apt-get install -y chromium; scripts/test.sh installs it)"
-)
 # Price lines, return histogram, autocorrelation, correlation heatmap.
 PLOTS = 4
-# bokeh 3 draws each figure inside open shadow roots, which playwright's CSS
-# selectors pierce: one div.bk-Figure per plot, its first canvas the drawn layer.
-FIGURE = "div.bk-Figure"
-# True once a canvas has pixels other than its background (the first pixel).
-DRAWN = """canvases => canvases.every(canvas => {
-    const data = canvas.getContext("2d")
-        .getImageData(0, 0, canvas.width, canvas.height).data;
-    for (let i = 4; i < data.length; i += 4)
-        for (let c = 0; c < 4; c++)
-            if (data[i + c] !== data[c]) return true;
-    return false;
-})"""
 
 
 @pytest.fixture(scope="module")
@@ -55,46 +27,11 @@ def run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def report(run):
+def report(run, open_page):
     """The loaded report, with what it logged and what it tried to fetch."""
-    if not CHROMIUM.exists():
-        pytest.fail(NO_CHROMIUM)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        page = browser.new_page()
-        errors, blocked = [], []
-
-        def route(route):
-            if route.request.url.startswith("file://"):
-                route.continue_()
-            else:
-                blocked.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", route)
-        page.on(
-            "console",
-            lambda message: (
-                message.type == "error" and errors.append(f"console: {message.text}")
-            ),
-        )
-        page.on("pageerror", lambda error: errors.append(f"page: {error}"))
-        page.goto(run.report.as_uri(), wait_until="load")
-        figures = page.locator(FIGURE)
-        figures.nth(PLOTS - 1).wait_for(timeout=20_000)
-        canvases = [
-            figures.nth(i).locator("canvas").first.element_handle()
-            for i in range(figures.count())
-        ]
-        page.wait_for_function(DRAWN, arg=canvases, timeout=20_000)
-        yield SimpleNamespace(page=page, errors=errors, blocked=blocked)
-        browser.close()
-
-
-def test_chromium_is_installed():
-    assert CHROMIUM.exists(), NO_CHROMIUM
+    opened = open_page(run.report.as_uri())
+    opened.wait_for_figures(PLOTS)
+    return opened
 
 
 def test_the_notebook_runs(run):
@@ -102,7 +39,7 @@ def test_the_notebook_runs(run):
 
 
 def test_every_plot_renders_with_a_size(report):
-    figures = report.page.locator(FIGURE)
+    figures = report.figures
     assert figures.count() >= PLOTS
     for i in range(figures.count()):
         box = figures.nth(i).bounding_box()
