@@ -657,6 +657,44 @@ def dashboard(
     )
 
 
+@app.command()
+def voila(
+    notebook: Annotated[
+        str,
+        typer.Argument(
+            help="Dashboard name in notebooks/dashboards/ (e.g. strategy_tear_sheet) "
+            "or a notebook path."
+        ),
+    ],
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8866,
+    address: Annotated[
+        str,
+        typer.Option(
+            help="Interface to bind; anything but loopback needs a token "
+            "(NEUROFLUX_VOILA_TOKEN)."
+        ),
+    ] = "127.0.0.1",
+) -> None:
+    """Serve a dashboard notebook with Voila: widgets and charts, no code.
+
+    Loopback binds are open to this machine only; any other address needs a token
+    (NEUROFLUX_VOILA_TOKEN), which visitors pass as ?token=...
+    """
+    from neuroflux.dashboards import is_loopback
+    from neuroflux.dashboards.voila import TOKEN_VARIABLE, serve_voila
+
+    def announce(url: str) -> None:
+        access = (
+            "loopback only, no token"
+            if is_loopback(address)
+            else f"reachable from the network on {address}, token from "
+            f"{TOKEN_VARIABLE} required"
+        )
+        typer.echo(f"voila: {url} ({access}); Ctrl+C stops")
+
+    serve_voila(notebook, port=port, address=address, on_start=announce)
+
+
 def main() -> None:
     """Entry point: one clear line per error unless ``--debug``."""
     try:

@@ -65,20 +65,23 @@ class BrowserPage:
         return self.page.locator(FIGURE)
 
     def wait_for_figures(self, count: int, timeout: float = 20_000) -> None:
-        """Wait until at least ``count`` figures are there and all have drawn."""
+        """Wait until the first ``count`` figures are there and have drawn."""
         self.figures.nth(count - 1).wait_for(timeout=timeout)
         canvases = [
             self.figures.nth(i).locator("canvas").first.element_handle()
-            for i in range(self.figures.count())
+            for i in range(count)
         ]
         self.page.wait_for_function(DRAWN, arg=canvases, timeout=timeout)
 
     def screenshot(self, name: str) -> Path:
-        """Save a full-page screenshot as a test artifact and return its path."""
+        """Save the viewport as a test artifact and return its path.
+
+        (A full-page capture resizes the viewport, which re-lays out the page.)
+        """
         folder = Path(os.environ.get("NEUROFLUX_TEST_ARTIFACTS", ARTIFACTS))
         path = folder / "screenshots" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path))
         return path
 
 

@@ -36,7 +36,8 @@ def dashboard_page(route: str, controls: list, main: list) -> pn.template.BaseTe
     )
     return pn.template.FastListTemplate(
         title=f"NeuroFlux · {PAGES[route]}",
-        sidebar=[navigation, *controls],
+        # One sidebar root: bokeh re-indexes the document for every root added.
+        sidebar=[pn.Column(navigation, *controls, sizing_mode="stretch_width")],
         main=main,
         accent=ACCENT,
         theme_toggle=True,
@@ -70,7 +71,9 @@ a.nf-nav.nf-current { font-weight: bold; }
 _NARROW_SCREEN = """
 @media (max-width: 700px) {
   #content { flex-direction: column; }
-  #sidebar { min-width: 100%; max-width: 100%; height: auto; box-sizing: border-box; }
+  #content > #sidebar {
+    min-width: 100%; max-width: 100%; height: auto; box-sizing: border-box;
+  }
   #header { box-sizing: border-box; max-width: 100vw; }
   #header-items { width: auto; }
   #header .title {

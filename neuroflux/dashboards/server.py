@@ -125,6 +125,7 @@ def serve_dashboards(
         title={route: f"NeuroFlux · {label}" for route, label in PAGES.items()},
         show=False,
         start=False,
+        warm=True,
     )
     if on_start is not None:
         on_start(f"http://{address}:{server.port}/explorer")

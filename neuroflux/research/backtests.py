@@ -180,6 +180,11 @@ def _backtest(bars, strategy_params, params, inputs, *, signal, config, stops_of
     return simulate(bars, signal(bars.close, strategy_params, **inputs), params, config)
 
 
+@jax.jit
+def _statistics(result: Result, periods_per_year) -> dict:
+    return result.stats(periods_per_year)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class BacktestRun:
     """A backtest and its inputs; pandas views of the pure :class:`Result`.
@@ -206,7 +211,7 @@ class BacktestRun:
 
     def stats(self) -> pd.Series:
         """The statistics, keyed as :data:`neuroflux.backtest.STATISTICS`."""
-        stats = self.result.stats(self.periods_per_year)
+        stats = _statistics(self.result, self.periods_per_year)
         values = {name: np.asarray(stats[name]).item() for name in STATISTICS}
         values["trades"] = int(values["trades"])
         values["max_drawdown_bars"] = int(values["max_drawdown_bars"])

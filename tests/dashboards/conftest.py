@@ -7,6 +7,7 @@ failed run.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from neuroflux.dashboards import PASSWORD_VARIABLE
 from neuroflux.reporting import build_index, run_notebook
 
 NEUROFLUX = Path(sys.executable).with_name("neuroflux")
@@ -29,7 +31,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until_serving(url: str, process: subprocess.Popen) -> None:
+def _wait_until_serving(url: str, process: subprocess.Popen) -> None:
     """Return once ``url`` answers 200; fail with the server's output otherwise."""
     deadline = time.monotonic() + SERVER_START_SECONDS
     while time.monotonic() < deadline:
@@ -79,27 +81,61 @@ def dashboard_reports(tmp_path_factory, write_notebook):
 
 
 @pytest.fixture(scope="session")
-def dashboard_url(dashboard_reports):
+def neuroflux_server():
+    """``neuroflux_server(command, *args, env=...) -> (process, port)``.
+
+    Runs ``neuroflux COMMAND --port P ARGS`` on a free port in its own process (output
+    in ``process.stdout``); every one still running is stopped at the end. ``env``
+    defaults to this environment without ``NEUROFLUX_DASHBOARD_PASSWORD``.
+    """
+    processes = []
+
+    def start(command: str, *args: str, env: dict | None = None):
+        if env is None:
+            env = {k: v for k, v in os.environ.items() if k != PASSWORD_VARIABLE}
+        port = free_port()
+        process = subprocess.Popen(
+            [str(NEUROFLUX), command, "--port", str(port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        processes.append(process)
+        return process, port
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="session")
+def dashboard(neuroflux_server):
+    """``dashboard(*args, password=None) -> (process, port)`` of ``neuroflux dashboard``."""
+
+    def start(*args: str, password: str | None = None):
+        env = {k: v for k, v in os.environ.items() if k != PASSWORD_VARIABLE}
+        if password is not None:
+            env[PASSWORD_VARIABLE] = password
+        return neuroflux_server("dashboard", *args, env=env)
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def wait_until_serving():
+    return _wait_until_serving
+
+
+@pytest.fixture(scope="session")
+def dashboard_url(dashboard, dashboard_reports):
     """Base URL of a running ``neuroflux dashboard`` (loopback, no login)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(NEUROFLUX),
-            "dashboard",
-            "--port",
-            str(port),
-            "--reports-dir",
-            str(dashboard_reports),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process, port = dashboard("--reports-dir", str(dashboard_reports))
     base = f"http://127.0.0.1:{port}"
-    wait_until_serving(f"{base}/explorer", process)
-    yield base
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    _wait_until_serving(f"{base}/explorer", process)
+    return base
