@@ -116,7 +116,7 @@ def neuroflux_server():
 
 @pytest.fixture(scope="session")
 def dashboard(neuroflux_server):
-    """``dashboard(*args, password=None) -> (process, port)`` of ``neuroflux dashboard``."""
+    """``neuroflux dashboard ARGS``: ``dashboard(*args, password=None)``."""
 
     def start(*args: str, password: str | None = None):
         env = {k: v for k, v in os.environ.items() if k != PASSWORD_VARIABLE}
