@@ -158,7 +158,7 @@ class StrategyExplorer(pn.viewable.Viewer):
             ("Trades", self._charts.trades),
             ("Sweep", pn.pane.Bokeh(self._charts.sweep, sizing_mode="stretch_width")),
             sizing_mode="stretch_width",
-            dynamic=False,
+            dynamic=True,
         )
         self._parameter_watchers: list = []
         self._load_market()
@@ -408,13 +408,18 @@ class _Charts:
     """The explorer's figures and tables; ``draw`` replaces their data in place."""
 
     def __init__(self):
+        # Named, so that tests and benchmarks find them in the page.
         self.equity_source = ColumnDataSource(
-            {"time": [], "strategy": [], "benchmark": []}
+            {"time": [], "strategy": [], "benchmark": []}, name="nf-equity"
         )
-        self.drawdown_source = ColumnDataSource({"time": [], "drawdown": []})
-        self.rolling_source = ColumnDataSource({"time": [], "sharpe": []})
+        self.drawdown_source = ColumnDataSource(
+            {"time": [], "drawdown": []}, name="nf-drawdown"
+        )
+        self.rolling_source = ColumnDataSource(
+            {"time": [], "sharpe": []}, name="nf-rolling-sharpe"
+        )
         self.sweep_source = ColumnDataSource(
-            {"x": [], "y": [], "value": [], "text": []}
+            {"x": [], "y": [], "value": [], "text": []}, name="nf-sweep"
         )
         common = {"height": 260, "sizing_mode": "stretch_width"}
         self.equity = figure(

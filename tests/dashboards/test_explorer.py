@@ -24,21 +24,11 @@ from neuroflux.research import run_backtest
 
 OPTIONS = {"commission": 0.001, "fill": "next_open"}
 # The last value of the equity chart's strategy line, read from the page.
-LAST_EQUITY = """() => {
-    for (const doc of Bokeh.documents)
-        for (const model of doc._all_models.values())
-            if (model.data && "time" in model.data && "strategy" in model.data)
-                return model.data.strategy[model.data.strategy.length - 1];
-    return null;
-}"""
+LAST_EQUITY = """() => Array.from(Bokeh.documents[0].all_models)
+    .find(model => model.name === "nf-equity").data.strategy.at(-1)"""
 # The number of cells in the sweep heatmap.
-SWEEP_CELLS = """() => {
-    for (const doc of Bokeh.documents)
-        for (const model of doc._all_models.values())
-            if (model.data && "value" in model.data && "text" in model.data)
-                return model.data.x.length;
-    return 0;
-}"""
+SWEEP_CELLS = """() => Array.from(Bokeh.documents[0].all_models)
+    .find(model => model.name === "nf-sweep").data.x.length"""
 
 
 def final_equity(params: dict) -> float:

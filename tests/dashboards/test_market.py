@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import time
 
 import numpy as np
 import pandas as pd
@@ -101,9 +100,7 @@ def test_overview_window_and_period_change_the_charts(overview):
     overview.param.update(sample="us_stocks", window=63)
     charts = overview._charts
     before = charts.volatility_source.data["ys"][0]
-    started = time.perf_counter()
     overview.window = 21
-    assert time.perf_counter() - started < 0.3
     after = charts.volatility_source.data["ys"][0]
     assert np.isnan(before[:63]).all() and not np.isnan(after[22:63]).any()
 
@@ -138,12 +135,10 @@ def test_market_sample_change_updates_the_charts_in_place(dashboard_url, open_pa
     opened.wait_for_figures(4)
     page = opened.page
     source = page.evaluate(MODEL_ID, "nf-prices")
-    started = time.perf_counter()
     page.locator("select").first.select_option("us_indices")
     page.wait_for_function(
         f"({MODEL})('nf-correlation').x.length === 4", timeout=10_000
     )
-    print(f"sample change drawn in {time.perf_counter() - started:.3f} s")
     assert model_data(page, "nf-prices")["symbol"] == ["sp500", "nasdaq"]
     correlation = model_data(page, "nf-correlation")
     assert correlation["x"] == ["sp500", "nasdaq", "sp500", "nasdaq"]
@@ -159,14 +154,10 @@ def test_market_quantile_slider_moves_the_threshold(dashboard_url, open_page):
     before = model_data(page, "nf-threshold")["location"]
     handle = page.locator(".noUi-handle").last
     handle.focus()
-    started = time.perf_counter()
     handle.press("ArrowRight")
     page.wait_for_function(
         f"({MODEL})('nf-threshold').location > {before}", timeout=10_000
     )
-    elapsed = time.perf_counter() - started
-    print(f"quantile change drawn in {elapsed:.3f} s")
-    assert elapsed < 1.0
     assert opened.errors == []
 
 
