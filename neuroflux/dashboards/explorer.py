@@ -158,7 +158,7 @@ class StrategyExplorer(pn.viewable.Viewer):
             ("Trades", self._charts.trades),
             ("Sweep", pn.pane.Bokeh(self._charts.sweep, sizing_mode="stretch_width")),
             sizing_mode="stretch_width",
-            dynamic=True,
+            dynamic=False,
         )
         self._parameter_watchers: list = []
         self._load_market()

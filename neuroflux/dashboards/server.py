@@ -20,6 +20,7 @@ from tornado.web import RedirectHandler
 
 from neuroflux import settings
 from neuroflux.dashboards.page import PAGES, dashboard_page
+from neuroflux.data import list_samples, load_sample
 
 __all__ = [
     "PASSWORD_VARIABLE",
@@ -112,6 +113,9 @@ def serve_dashboards(
         )
     root = Path(reports_dir) if reports_dir is not None else settings.reports_dir()
     root.mkdir(parents=True, exist_ok=True)
+    # The first load of a sample parses its file (seconds); later loads are cached.
+    for name in list_samples().index:
+        load_sample(name)
     origins = [f"{host}:{port}" for host in (address, "127.0.0.1", "localhost")]
     server = pn.serve(
         dashboard_pages(root.resolve()),
