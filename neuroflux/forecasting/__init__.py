@@ -1,0 +1,1 @@
+"""Forecasting: feature windows, purged walk-forward splits, training and forecast metrics."""
