@@ -14,6 +14,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import ccxt
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -44,10 +45,15 @@ SWEEP_STATISTICS = (
 )
 TEAR_SHEET = "02_strategy_backtest"
 _SWEEP_SIZE = 12
+_SPEC_TIME = "%Y-%m-%dT%H%M%S"  # no colons: they separate a spec's fields
 
 
 def market_choices() -> dict[str, str]:
-    """Label -> data spec of the embedded single-asset samples and cached downloads."""
+    """Label -> data spec of the embedded single-asset samples and cached downloads.
+
+    A cached market's spec spans its first to its last cached bar, so it loads from the
+    cache (a gap inside that span would be downloaded).
+    """
     samples = list_samples()
     choices = {
         f"{name} (sample)": f"sample:{name}"
@@ -58,11 +64,13 @@ def market_choices() -> dict[str, str]:
         "max(timestamp) AS last FROM ohlcv GROUP BY ALL ORDER BY ALL"
     )
     for row in cached.itertuples():
-        until = (row.last + pd.Timedelta(days=1)).date()
+        bar = pd.Timedelta(seconds=ccxt.Exchange.parse_timeframe(row.timeframe))
+        since, until = (
+            time.strftime(_SPEC_TIME) for time in (row.first, row.last + bar)
+        )
         label = f"{row.symbol} {row.timeframe} ({row.exchange}, cached)"
         choices[label] = (
-            f"download:{row.exchange}:{row.symbol}:{row.timeframe}:"
-            f"{row.first.date()}:{until}"
+            f"download:{row.exchange}:{row.symbol}:{row.timeframe}:{since}:{until}"
         )
     return choices
 
@@ -294,6 +302,7 @@ class StrategyExplorer(pn.viewable.Viewer):
                 "commission": self.commission,
                 "fill": self.fill,
                 "rolling_window": self.rolling_window,
+                "periods_per_year": self._bars_per_year,
             },
             notebooks_dir=self.notebooks_dir,
             reports_dir=self.reports_dir,

@@ -558,3 +558,18 @@ def test_a_downloaded_market_loads_by_its_spec_from_the_cache(
     assert len(binance_server.requests) == count  # served offline, from the cache
     with pytest.raises(ValueError, match="download:EXCHANGE:SYMBOL"):
         load_data("download:binance:BTC/USDT:1m")
+
+
+def test_the_strategy_explorer_offers_cached_markets_that_load_offline(
+    binance_server, binance_client, tmp_path, monkeypatch
+):
+    from neuroflux.dashboards.explorer import market_choices
+    from neuroflux.research import load_data
+
+    first = fetch(binance_client, tmp_path, T0, T0 + 1500 * MINUTE)
+    count = len(binance_server.requests)
+    monkeypatch.setenv("NEUROFLUX_CACHE_DIR", str(tmp_path))
+    spec = market_choices()["BTC/USDT 1m (binance, cached)"]
+    assert spec == "download:binance:BTC/USDT:1m:2024-02-01T000000:2024-02-02T010000"
+    pd.testing.assert_frame_equal(load_data(spec), first)
+    assert len(binance_server.requests) == count  # served from the cache
