@@ -1,1 +1,1 @@
-"""Forecasting: feature windows, purged walk-forward splits, training and forecast metrics."""
+"""Forecasting: feature windows, purged walk-forward splits, training, metrics."""

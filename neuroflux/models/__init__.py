@@ -1,1 +1,1 @@
-"""Forecasting networks in flax.nnx: a transformer encoder, an MLP and a linear model."""
+"""Forecasting networks in flax.nnx: transformer encoder, MLP and linear model."""
