@@ -1,6 +1,8 @@
-"""Input checks shared by the pure packages: a float series [T], a positive length."""
+"""Input checks shared by the pure packages: a float series [T], lengths, counts."""
 
 from __future__ import annotations
+
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -31,3 +33,17 @@ def as_length(value: ArrayLike, name: str) -> jnp.ndarray:
     if not isinstance(length, jax.core.Tracer) and bool(jnp.any(length < 1)):
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return length
+
+
+def as_count(value: object, name: str, minimum: int) -> int:
+    """A concrete integer argument >= ``minimum`` (a size, a horizon, a lag).
+
+    Raises:
+        TypeError: Not an integer (``bool`` included).
+        ValueError: Below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)

@@ -35,10 +35,11 @@ References:
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
+
+from neuroflux._arrays import as_count
 
 __all__ = ["Split", "walk_forward_splits"]
 
@@ -48,14 +49,6 @@ class Split(NamedTuple):
 
     train: np.ndarray
     test: np.ndarray
-
-
-def _integer(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
 
 
 def walk_forward_splits(
@@ -92,12 +85,12 @@ def walk_forward_splits(
             (``train_size + purge + test_size`` bars), or the embargo empties a
             training set; the message names the field.
     """
-    n_bars = _integer("n_bars", n_bars, 1)
-    train_size = _integer("train_size", train_size, 1)
-    test_size = _integer("test_size", test_size, 1)
-    step = test_size if step is None else _integer("step", step, 1)
-    purge = _integer("purge", purge, 0)
-    embargo = _integer("embargo", embargo, 0)
+    n_bars = as_count(n_bars, "n_bars", 1)
+    train_size = as_count(train_size, "train_size", 1)
+    test_size = as_count(test_size, "test_size", 1)
+    step = test_size if step is None else as_count(step, "step", 1)
+    purge = as_count(purge, "purge", 0)
+    embargo = as_count(embargo, "embargo", 0)
     if not isinstance(expanding, bool):
         raise TypeError(f"expanding must be a bool; got {expanding!r}")
     needed = train_size + purge + test_size

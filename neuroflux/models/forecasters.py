@@ -23,6 +23,7 @@ forecast from the last token, the most recent bar.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -171,7 +172,9 @@ class TransformerForecaster(nnx.Module):
             raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}")
         self.features, self.lookback, self.d_model = features, lookback, d_model
         self.pooling, self.param_dtype = pooling, param_dtype
-        self.embedding = nnx.Linear(features, d_model, param_dtype=param_dtype, rngs=rngs)
+        self.embedding = nnx.Linear(
+            features, d_model, param_dtype=param_dtype, rngs=rngs
+        )
         self.blocks = nnx.List(
             [
                 _EncoderBlock(
@@ -225,7 +228,7 @@ class MLPForecaster(nnx.Module):
         self.layers = nnx.List(
             [
                 nnx.Linear(width_in, width_out, param_dtype=param_dtype, rngs=rngs)
-                for width_in, width_out in zip(widths[:-1], widths[1:], strict=True)
+                for width_in, width_out in itertools.pairwise(widths)
             ]
         )
         self.head = nnx.Linear(widths[-1], 2, param_dtype=param_dtype, rngs=rngs)
