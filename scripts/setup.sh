@@ -2,11 +2,15 @@
 # Creates .venv with Python 3.11 and installs the locked dependencies and neuroflux.
 #   scripts/setup.sh          runtime packages (requirements.lock)
 #   scripts/setup.sh dev      runtime + test/benchmark packages (requirements-dev.lock)
+#   scripts/setup.sh bench    dev + the benchmark-only peers, e.g. torch (requirements-bench.lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 lock=requirements.lock
-[ "${1:-}" = dev ] && lock=requirements-dev.lock
+case "${1:-}" in
+  dev) lock=requirements-dev.lock ;;
+  bench) lock=requirements-bench.lock ;;
+esac
 
 python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
