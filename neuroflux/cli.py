@@ -469,6 +469,85 @@ def sweep(
         typer.echo(f"written to {output}")
 
 
+forecast_app = typer.Typer(
+    help="Forecasters judged against baselines, walk-forward and out of sample.",
+    no_args_is_help=True,
+)
+app.add_typer(forecast_app, name="forecast")
+
+
+@forecast_app.command("evaluate")
+def forecast_evaluate(
+    data: Data,
+    target: Annotated[
+        str, typer.Option(help="return (forward log return) or volatility.")
+    ],
+    horizon: Annotated[int, typer.Option(help="Bars ahead.")] = 1,
+    lookback: Annotated[int, typer.Option(help="Bars per window.")] = 20,
+    models: Annotated[
+        str, typer.Option(help="Comma-separated: transformer, mlp, linear.")
+    ] = "transformer,mlp,linear",
+    seeds: Annotated[int, typer.Option(help="Seeds per model (0..N-1).")] = 5,
+    epochs: Annotated[int, typer.Option(help="Most training epochs.")] = 20,
+    train: Annotated[int, typer.Option(help="Bars per training span.")] = 1000,
+    test: Annotated[int, typer.Option(help="Bars per test block.")] = 250,
+    folds: Annotated[
+        int | None, typer.Option(help="Keep the last N folds. [default: all]")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="First date kept, e.g. 2010-01-01.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Last date kept.")] = None,
+    commission: Commission = 0.001,
+    json_output: Json = False,
+) -> None:
+    """Evaluate forecasters against baselines on one asset; print the scores."""
+    import json
+
+    from neuroflux.forecasting import TrainConfig
+    from neuroflux.research import load_data
+    from neuroflux.research.forecasts import evaluate_forecasters
+
+    names = [name.strip() for name in models.split(",") if name.strip()]
+    frame = load_data(data).loc[since:until]
+    evaluation = evaluate_forecasters(
+        frame,
+        target=target,
+        horizon=horizon,
+        lookback=lookback,
+        train=train,
+        test=test,
+        folds=folds,
+        models=names,
+        seeds=range(seeds),
+        config=TrainConfig(epochs=epochs),
+        commission=commission,
+        progress=not json_output,
+    )
+    tables = {
+        "metrics": evaluation.metrics,
+        "dm_tests": evaluation.dm_tests,
+        "backtests": evaluation.backtests,
+    }
+    if json_output:
+        document = {
+            name: {
+                row: {key: _plain(value) for key, value in values.items()}
+                for row, values in table.to_dict("index").items()
+            }
+            for name, table in tables.items()
+        }
+        document["verdict"] = evaluation.verdict()
+        typer.echo(json.dumps(document, allow_nan=False))
+        return
+    for name, table in tables.items():
+        rich_table = Table(table.index.name, *table.columns, title=name)
+        for row, values in table.iterrows():
+            rich_table.add_row(str(row), *(_format(value) for value in values))
+        console.print(rich_table)
+    typer.echo(evaluation.verdict())
+
+
 _NOTEBOOKS_HELP = "Folder of the notebooks."
 
 

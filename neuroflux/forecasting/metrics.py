@@ -79,7 +79,7 @@ def directional_accuracy(pred: ArrayLike, actual: ArrayLike) -> jnp.ndarray:
         Scalar in [0, 1].
     """
     pred, actual = _pair(pred, actual)
-    return jnp.mean(jnp.sign(pred) == jnp.sign(actual))
+    return jnp.mean(jnp.sign(pred) == jnp.sign(actual), dtype=pred.dtype)
 
 
 def _masked_correlation(x: jnp.ndarray, y: jnp.ndarray, valid: jnp.ndarray):
