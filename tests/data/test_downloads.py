@@ -573,3 +573,16 @@ def test_the_strategy_explorer_offers_cached_markets_that_load_offline(
     assert spec == "download:binance:BTC/USDT:1m:2024-02-01T000000:2024-02-02T010000"
     pd.testing.assert_frame_equal(load_data(spec), first)
     assert len(binance_server.requests) == count  # served from the cache
+
+
+def test_downloaded_bars_become_forecasting_windows(binance_client, tmp_path):
+    from neuroflux.forecasting import feature_matrix, make_targets, make_windows
+
+    frame = fetch(binance_client, tmp_path, T0, T0 + 600 * MINUTE)
+    bars = [frame[name].to_numpy() for name in ("open", "high", "low", "close")]
+    features, names = feature_matrix(*bars, frame["volume"].to_numpy())
+    target = make_targets(frame["close"].to_numpy(), horizon=5, kind="volatility")
+    X, y, index = make_windows(features, target, lookback=16)
+    assert X.shape == (len(index), 16, len(names)) and len(y) == len(index)
+    assert np.isfinite(X).all() and np.isfinite(y).all()
+    assert index[0] >= 33 + 15 and index[-1] == len(frame) - 6  # warm-up, horizon

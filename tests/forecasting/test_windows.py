@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import neuroflux  # noqa: F401  (turns on 64-bit mode before any array is made)
-from neuroflux.data import load_sample
+from neuroflux.data import load_sample, synthetic_ohlcv
 from neuroflux.forecasting import windows
 
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -59,11 +59,17 @@ def _reference_features(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def test_feature_matrix_matches_pandas(sp500):
-    values, names = windows.feature_matrix(*_bars(sp500), _timestamps(sp500))
+@pytest.fixture(scope="module", params=["sp500", "synthetic minute bars"])
+def market(request, sp500) -> pd.DataFrame:
+    """A real daily market and a seeded synthetic intraday one."""
+    return sp500 if request.param == "sp500" else synthetic_ohlcv(3000, bar="1min")
+
+
+def test_feature_matrix_matches_pandas(market):
+    values, names = windows.feature_matrix(*_bars(market), _timestamps(market))
     values = np.asarray(values)
-    assert values.shape == (len(sp500), 13) and len(names) == 13
-    reference = _reference_features(sp500)
+    assert values.shape == (len(market), 13) and len(names) == 13
+    reference = _reference_features(market)
     for name in reference.columns:
         np.testing.assert_allclose(
             values[:, names.index(name)],
