@@ -23,6 +23,7 @@ from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper, TapTool
 from bokeh.plotting import figure
 
 from neuroflux import strategies
+from neuroflux.dashboards.curves import ROLLING_WINDOW, chart_series
 from neuroflux.data import list_samples, periods_per_year, query_ohlcv_cache
 from neuroflux.reporting import run_notebook
 from neuroflux.research import BacktestRun, load_data, run_backtest, run_sweep
@@ -131,7 +132,7 @@ class StrategyExplorer(pn.viewable.Viewer):
         objects=["next_open", "close"], default="next_open", doc="Order fill price"
     )
     rolling_window = param.Integer(
-        default=126, bounds=(10, 504), doc="Bars in the rolling Sharpe ratio"
+        default=ROLLING_WINDOW, bounds=(10, 504), doc="Bars in the rolling Sharpe ratio"
     )
     sweep_x = param.Selector(doc="Parameter on the heatmap's x axis")
     sweep_y = param.Selector(doc="Parameter on the heatmap's y axis")
@@ -169,6 +170,10 @@ class StrategyExplorer(pn.viewable.Viewer):
             dynamic=False,
         )
         self._parameter_watchers: list = []
+        self._charts.sweep_source.selected.on_change(
+            "indices",
+            lambda _attr, _old, new: new and self.choose_sweep_cell(new[0]),
+        )
         self._load_market()
         self._reset_parameters()
 
@@ -394,10 +399,6 @@ class StrategyExplorer(pn.viewable.Viewer):
 
     def __panel__(self):
         charts = self._charts
-        charts.sweep_source.selected.on_change(
-            "indices",
-            lambda _attr, _old, new: new and self.choose_sweep_cell(new[0]),
-        )
         return pn.Column(
             pn.pane.Alert(
                 self.param.error,
@@ -502,19 +503,15 @@ class _Charts:
         )
 
     def draw(self, run: BacktestRun, benchmark: BacktestRun, window: int) -> None:
-        value = np.asarray(run.result.value)
+        curves = chart_series(run, window)
         time = run.index.tz_localize(None).to_numpy()
         self.equity_source.data = {
             "time": time,
-            "strategy": value,
+            "strategy": curves["equity"],
             "benchmark": np.asarray(benchmark.result.value),
         }
-        peak = np.maximum.accumulate(value)
-        self.drawdown_source.data = {"time": time, "drawdown": 100 * (value / peak - 1)}
-        returns = pd.Series(np.asarray(run.result.returns))
-        rolling = returns.rolling(window)
-        sharpe = rolling.mean() / rolling.std() * np.sqrt(run.periods_per_year)
-        self.rolling_source.data = {"time": time, "sharpe": sharpe.to_numpy()}
+        self.drawdown_source.data = {"time": time, "drawdown": 100 * curves["drawdown"]}
+        self.rolling_source.data = {"time": time, "sharpe": curves["rolling_sharpe"]}
         self.statistics.value = pd.DataFrame(
             {"strategy": run.stats(), "buy & hold": benchmark.stats()}
         ).rename_axis("statistic")

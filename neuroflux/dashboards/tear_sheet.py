@@ -21,20 +21,19 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from neuroflux import strategies
+from neuroflux.dashboards.curves import ROLLING_WINDOW, chart_series
 from neuroflux.data import list_samples, load_sample
 from neuroflux.research import BacktestRun, run_backtest
 from neuroflux.strategies.positions import Direction
 
 __all__ = [
     "TearSheet",
-    "chart_series",
     "parameter_widget",
     "sample_choices",
     "strategy_choices",
 ]
 
 BENCHMARK = "buy_and_hold"
-ROLLING_WINDOW = 126  # bars in the rolling Sharpe ratio (half a year of days)
 TRADES_SHOWN = 10
 _SERIES = ("equity", "drawdown", "rolling_sharpe")
 _WIDE = widgets.Layout(width="100%")
@@ -82,25 +81,6 @@ def parameter_widget(name: str, default: Any, doc: str) -> widgets.ValueWidget:
             **common,
         )
     return widgets.FloatText(value=float(default), layout=_WIDE, **common)
-
-
-def chart_series(
-    run: BacktestRun, window: int = ROLLING_WINDOW
-) -> dict[str, np.ndarray]:
-    """Equity, drawdown (fraction) and rolling Sharpe ratio of ``run``, per bar.
-
-    The Sharpe ratio is annualised with the run's periods per year and NaN for the
-    first ``window - 1`` bars.
-    """
-    value = np.asarray(run.result.value)
-    returns = pd.Series(np.asarray(run.result.returns))
-    rolling = returns.rolling(window)
-    sharpe = rolling.mean() / rolling.std() * np.sqrt(run.periods_per_year)
-    return {
-        "equity": value,
-        "drawdown": value / np.maximum.accumulate(value) - 1.0,
-        "rolling_sharpe": sharpe.to_numpy(),
-    }
 
 
 def _figure(run: BacktestRun, benchmark: BacktestRun) -> go.FigureWidget:
