@@ -548,6 +548,165 @@ def forecast_evaluate(
     typer.echo(evaluation.verdict())
 
 
+agents_app = typer.Typer(
+    help="Trading agents: train over seeds, then backtest them out of sample.",
+    no_args_is_help=True,
+)
+app.add_typer(agents_app, name="agents")
+
+
+def _agent_options(pairs: list[str]) -> dict:
+    """``--set ppo.total_timesteps=65536 --set fusion=majority`` as nested options."""
+    import json
+
+    options: dict = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(
+                f"expected NAME=VALUE or SECTION.NAME=VALUE; got {pair!r}",
+                param_hint="--set",
+            )
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        section, _, field = name.strip().rpartition(".")
+        target = options.setdefault(section, {}) if section else options
+        target[field] = value
+    return options
+
+
+def _print_rows(rows: dict, title: str) -> None:
+    columns = list(next(iter(rows.values())))
+    table = Table("", *columns, title=title)
+    for name, values in rows.items():
+        table.add_row(name, *(_format(values[column]) for column in columns))
+    console.print(table)
+
+
+@agents_app.command("train")
+def agents_train(
+    kind: Annotated[str, typer.Argument(help="ppo, neural, evolution, swarm or flux.")],
+    data: Data,
+    test_start: Annotated[
+        str, typer.Option(help="First bar kept out of training, e.g. 2011-01-01.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Agent folder to write. [default: agents/KIND]")
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds (0..N-1), one agent each.")] = 5,
+    commission: Commission = 0.001,
+    setting: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            help="A setting, e.g. ppo.total_timesteps=65536, env.window=8, "
+            "neural.steps=200, fusion=majority (repeatable).",
+        ),
+    ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
+    json_output: Json = False,
+) -> None:
+    """Train an agent per seed on the bars before --test-start; save them."""
+    import json
+
+    from neuroflux.research import load_data
+    from neuroflux.research.agents import save_agent, train_agent
+
+    trained = train_agent(
+        kind,
+        load_data(data),
+        test_start=test_start,
+        seeds=seeds,
+        commission=commission,
+        **_agent_options(setting),
+    )
+    path = save_agent(trained, out or Path("agents") / kind)
+    final = trained.history.iloc[-1] if len(trained.history) else None
+    summary = {
+        "kind": kind,
+        "path": str(path),
+        "seeds": list(trained.seeds),
+        "train_start": trained.train_start.isoformat(),
+        "train_end": trained.train_end.isoformat(),
+        "final_training_score": None
+        if final is None
+        else {column: _plain(value) for column, value in final.items()},
+        "settings": trained.settings,
+    }
+    if json_output:
+        typer.echo(json.dumps(summary, allow_nan=False))
+        return
+    typer.echo(
+        f"trained {len(trained.seeds)} {kind} agent(s) on "
+        f"{_format(trained.train_start)} .. {_format(trained.train_end)}; saved to "
+        f"{_shown(path)}"
+    )
+
+
+@agents_app.command("evaluate")
+def agents_evaluate(
+    path: Annotated[Path, typer.Argument(help="Agent folder (agents train --out).")],
+    data: Data,
+    start: Annotated[
+        str | None,
+        typer.Option(help="First test bar. [default: the bar after training]"),
+    ] = None,
+    commission: Commission = 0.001,
+    json_output: Json = False,
+) -> None:
+    """Backtest a saved agent out of sample, each seed and buy-and-hold."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from neuroflux import metrics
+    from neuroflux.research import load_data
+    from neuroflux.research.agents import (
+        backtest_agent,
+        backtest_positions,
+        load_agent,
+    )
+
+    agent = load_agent(path)
+    frame = load_data(data)
+    first = start or frame.index[frame.index > agent.train_end][0]
+    runs = backtest_agent(agent, frame, start=first, commission=commission)
+    hold = backtest_positions(
+        frame,
+        pd.Series(1.0, index=frame.index),
+        "buy_and_hold",
+        start=runs[0].index[0],
+        commission=commission,
+    )
+    columns = ("sharpe_ratio", "return_pct", "max_drawdown_pct", "trades")
+    rows = {}
+    for run in [*runs, hold]:
+        stats = run.stats()
+        rows[run.strategy] = {name: _plain(stats[name]) for name in columns}
+        psr = metrics.probabilistic_sharpe_ratio(np.asarray(run.result.returns))
+        rows[run.strategy]["psr"] = _plain(float(psr))
+    sharpes = [rows[run.strategy]["sharpe_ratio"] for run in runs]
+    summary = {
+        "kind": agent.kind,
+        "test_start": runs[0].index[0].isoformat(),
+        "test_end": runs[0].index[-1].isoformat(),
+        "runs": rows,
+        "sharpe_ratio_mean": float(np.mean(sharpes)),
+        "sharpe_ratio_std": float(np.std(sharpes, ddof=1)) if len(runs) > 1 else 0.0,
+    }
+    if json_output:
+        typer.echo(json.dumps(summary, allow_nan=False))
+        return
+    _print_rows(rows, f"{agent.kind} out of sample, after costs")
+    typer.echo(
+        f"mean Sharpe over {len(runs)} seed(s): {summary['sharpe_ratio_mean']:.3f} "
+        f"± {summary['sharpe_ratio_std']:.3f}; buy-and-hold "
+        f"{rows['buy_and_hold']['sharpe_ratio']:.3f}"
+    )
+
+
 _NOTEBOOKS_HELP = "Folder of the notebooks."
 
 

@@ -76,8 +76,10 @@ def window_features(bars: Bar) -> jax.Array:
     scale = jnp.std(r, ddof=1)
     recent = jnp.std(r[-5:], ddof=1)
     log_volume = jnp.log1p(bars.volume[1:])
-    volume_spread = jnp.std(log_volume, ddof=1)
-    surprise = (log_volume[-1] - jnp.mean(log_volume)) / volume_spread
+    # Equal volumes: their rounded mean can differ from each by an ulp, so test
+    # equality itself rather than a zero spread.
+    unvarying = jnp.all(log_volume == log_volume[0])
+    surprise = (log_volume[-1] - jnp.mean(log_volume)) / jnp.std(log_volume, ddof=1)
     return jnp.stack(
         [
             r[-1] / scale,
@@ -87,7 +89,7 @@ def window_features(bars: Bar) -> jax.Array:
             jnp.log(bars.high[-1] / bars.low[-1]) / scale,
             jnp.log(bars.close[-1] / bars.open[-1]) / scale,
             (bars.close[-1] / jnp.mean(bars.close[1:]) - 1) / scale,
-            jnp.where(volume_spread == 0, 0.0, surprise),
+            jnp.where(unvarying, 0.0, surprise),
         ]
     )
 
@@ -142,8 +144,8 @@ def observer_init(num_assets: int, window: int) -> ObserverState:
     return ObserverState(
         bars=Bar(empty, empty, empty, empty, empty),
         features=jnp.full((window, num_assets, len(FEATURE_NAMES)), jnp.nan),
-        position=jnp.zeros(num_assets),
-        position_pnl=jnp.zeros(num_assets),
+        position=jnp.zeros(num_assets, jnp.float32),
+        position_pnl=jnp.zeros(num_assets, jnp.float32),
         count=jnp.zeros((), jnp.int32),
     )
 
@@ -155,7 +157,8 @@ def observer_push(state: ObserverState, bar: Bar) -> ObserverState:
         state.bars,
         bar,
     )
-    asset_return = bars.close[-1] / bars.close[-2] - 1
+    # float32, as the environment's returns: the P&L must match it bit for bit.
+    asset_return = (bars.close[-1] / bars.close[-2] - 1).astype(state.position.dtype)
     accrued = jnp.where(state.count > 0, jnp.log1p(state.position * asset_return), 0.0)
     row = jax.vmap(window_features, in_axes=1)(bars)
     return state.replace(

@@ -44,7 +44,12 @@ ACTIONS = ("discrete", "continuous")
 
 @struct.dataclass
 class Market:
-    """Per-bar features [T, A, F] (float32) and close-to-close returns [T, A]."""
+    """Per-bar features [T, A, F] and close-to-close returns [T, A], in float32.
+
+    The returns are computed in float64 and rounded once; rewards and the position
+    P&L are float32 (a training signal, not an account: the backtest of an agent's
+    positions is float64), which makes a step about a third cheaper.
+    """
 
     features: jax.Array
     returns: jax.Array
@@ -62,7 +67,7 @@ class Market:
                 close[1:] / close[:-1] - 1,
             ]
         )
-        return cls(features.astype(jnp.float32), returns)
+        return cls(features.astype(jnp.float32), returns.astype(jnp.float32))
 
     @property
     def num_bars(self) -> int:
@@ -207,24 +212,68 @@ class TradingEnv:
         )
         return observations.observation(window, state.position, state.position_pnl)
 
-    def reset(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
-        """A new episode at a uniformly random bar of ``[start, stop - 1)``."""
-        time = jax.random.randint(key, (), params.start, params.stop - 1)
+    def start_state(self, key: jax.Array, params: EnvParams) -> EnvState:
+        """A new episode's state at a uniformly random bar of ``[start, stop - 1)``.
+
+        The bar is ``start + bits % span`` of one 32-bit random word: cheaper than
+        ``jax.random.randint`` inside every vmapped step, and biased by less than
+        ``span / 2**32`` (about 1e-6 for 5,000 bars).
+        """
+        span = (params.stop - 1 - params.start).astype(jnp.uint32)
+        offset = jax.random.bits(key, (), jnp.uint32) % span
+        return self.state_at(params.start + offset.astype(params.start.dtype), params)
+
+    def state_at(self, time: jax.Array, params: EnvParams) -> EnvState:
+        """A new episode's state at bar ``time``: flat, no P&L."""
         zeros = jnp.zeros(params.market.num_assets, params.market.returns.dtype)
-        state = EnvState(
-            time=time,
+        return EnvState(
+            time=jnp.asarray(time),
             steps=jnp.zeros((), jnp.int32),
             position=zeros,
             position_pnl=zeros,
             log_equity=jnp.zeros((), zeros.dtype),
         )
+
+    def reset(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        """A new episode (:meth:`start_state`) and its first observation."""
+        state = self.start_state(key, params)
         return self.observe(state, params), state
 
-    def positions(self, action: jax.Array) -> jax.Array:
+    def positions(self, action: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
         """Target positions [A] of an action."""
         if self.config.actions == "discrete":
-            return jnp.asarray(action).astype(jnp.float64) - 1.0
-        return jnp.clip(jnp.asarray(action, jnp.float64), -1.0, 1.0)
+            return jnp.asarray(action).astype(dtype) - 1
+        return jnp.clip(jnp.asarray(action).astype(dtype), -1, 1)
+
+    def transition(
+        self, state: EnvState, action: jax.Array, params: EnvParams
+    ) -> tuple[EnvState, jax.Array, jax.Array, dict[str, jax.Array]]:
+        """One bar without restarting: ``(state, reward, done, info)``.
+
+        ``done`` says the episode has ended (its length, or the period's last bar);
+        :meth:`step` restarts it, a gymnasium wrapper reports it.
+        """
+        market = params.market
+        target = self.positions(action, market.returns.dtype)
+        time = state.time + 1
+        asset_return = market.returns[time]
+        num_assets = market.num_assets
+        turnover = jnp.sum(jnp.abs(target - state.position)) / num_assets
+        net = jnp.sum(target * asset_return) / num_assets
+        costs = (params.fee + params.slippage) * turnover
+        net = (net - costs).astype(target.dtype)
+        reward = (jnp.log1p(net) - params.risk_penalty * net**2).astype(target.dtype)
+        pnl = jnp.where(target != state.position, 0.0, state.position_pnl)
+        stepped = EnvState(
+            time=time,
+            steps=state.steps + 1,
+            position=target,
+            position_pnl=pnl + jnp.log1p(target * asset_return),
+            log_equity=state.log_equity + jnp.log1p(net),
+        )
+        done = (stepped.steps >= self.config.episode_length) | (time >= params.stop - 1)
+        info = {"net": net, "log_equity": stepped.log_equity}
+        return stepped, reward, done, info
 
     def step(
         self, key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams
@@ -235,29 +284,9 @@ class TradingEnv:
             ``(obs, state, reward, done, info)``; ``info`` holds the step's ``net``
             return and the episode's ``log_equity`` before any restart.
         """
-        market = params.market
-        dtype = market.returns.dtype
-        target = self.positions(action).astype(dtype)
-        time = state.time + 1
-        asset_return = market.returns[time]
-        num_assets = market.num_assets
-        turnover = jnp.sum(jnp.abs(target - state.position)) / num_assets
-        net = jnp.sum(target * asset_return) / num_assets
-        net = net - (params.fee + params.slippage) * turnover
-        reward = jnp.log1p(net) - params.risk_penalty * net**2
-        pnl = jnp.where(target != state.position, 0.0, state.position_pnl)
-        stepped = EnvState(
-            time=time,
-            steps=state.steps + 1,
-            position=target,
-            position_pnl=pnl + jnp.log1p(target * asset_return),
-            log_equity=state.log_equity + jnp.log1p(net),
+        stepped, reward, done, info = self.transition(state, action, params)
+        restarted = self.start_state(key, params)
+        state = jax.tree.map(
+            lambda new, old: lax.select(done, new, old), restarted, stepped
         )
-        done = (stepped.steps >= self.config.episode_length) | (time >= params.stop - 1)
-        obs_reset, state_reset = self.reset(key, params)
-        state_next = jax.tree.map(
-            lambda new, old: lax.select(done, new, old), state_reset, stepped
-        )
-        obs = lax.select(done, obs_reset, self.observe(stepped, params))
-        info = {"net": net, "log_equity": stepped.log_equity}
-        return obs, state_next, reward, done, info
+        return self.observe(state, params), state, reward, done, info
