@@ -15,11 +15,13 @@ Fusion rules over the ``N`` members' actions ``a_i`` in [-1, 1] (vectorised over
   with ``p > 1/2`` give a posterior above ``p``.
 
 Online weights (:func:`update_weights`): the weighted majority algorithm of
-Littlestone and Warmuth. After each bar, every member whose previous action's sign
-differs from the sign of the realised return (close over previous close) has its
-weight multiplied by ``beta`` in (0, 1]; the weights are then renormalised to sum to 1.
-A flat member (sign 0) is counted wrong on a bar that moved, so sitting out is not
-free; on an unchanged close only the flat members are right.
+Littlestone and Warmuth with Herbster and Warmuth's fixed share. After each bar, every
+member that held a position whose sign differs from the sign of the realised return
+(close over previous close) has its weight multiplied by ``beta`` in (0, 1]; a flat
+member abstained and keeps its weight. The weights are renormalised to sum to 1 and a
+fraction ``share`` of the total is spread evenly, ``w <- (1 - share) w + share / N``,
+so that a member that was wrong for a while can regain weight when it turns right
+(without it, thousands of bars drive every weight but one to zero for good).
 
 :func:`make_swarm_step` runs the members on the same bar and fuses their actions,
 each with its online weight ``w_i`` (summing to 1):
@@ -34,6 +36,8 @@ each with its online weight ``w_i`` (summing to 1):
 References:
     N. Littlestone and M. K. Warmuth, "The weighted majority algorithm", Information
     and Computation 108(2), 212-261, 1994.
+    M. Herbster and M. K. Warmuth, "Tracking the best expert", Machine Learning 32,
+    151-178, 1998 (fixed share).
     C. Genest and J. V. Zidek, "Combining probability distributions: a critique and
     an annotated bibliography", Statistical Science 1(1), 114-148, 1986.
 """
@@ -41,7 +45,6 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -150,8 +153,9 @@ def update_weights(
     previous_actions: ArrayLike,
     realized_return: ArrayLike,
     beta: ArrayLike = 0.9,
+    share: ArrayLike = 0.0,
 ) -> jax.Array:
-    """One round of the weighted majority algorithm (Littlestone and Warmuth).
+    """One round of the weighted majority algorithm with fixed share.
 
     Args:
         weights: Current weights [N].
@@ -159,16 +163,20 @@ def update_weights(
         realized_return: The return that followed (any scale: only its sign counts);
             NaN (no previous bar) leaves the weights unchanged.
         beta: Penalty factor in (0, 1].
+        share: Fraction of the total weight spread evenly after the update, in
+            [0, 1) (0: plain weighted majority).
 
     Returns:
-        [N] weights, summing to 1: the wrong members' multiplied by ``beta``.
+        [N] weights, summing to 1: the wrong (non-flat) members' multiplied by
+        ``beta``, then mixed with ``share`` of the uniform weights.
     """
     weights = _members(weights, "weights")
     previous_actions = _members(previous_actions, "previous_actions")
     realized_return = jnp.asarray(realized_return, weights.dtype)
-    wrong = jnp.sign(previous_actions) != jnp.sign(realized_return)
+    side = jnp.sign(previous_actions)
+    wrong = (side != 0) & (side != jnp.sign(realized_return))
     penalised = weights * jnp.where(wrong, beta, 1.0)
-    updated = penalised / jnp.sum(penalised)
+    updated = (1 - share) * penalised / jnp.sum(penalised) + share / weights.shape[0]
     return jnp.where(jnp.isnan(realized_return), weights, updated)
 
 
@@ -206,10 +214,12 @@ class SwarmParams:
     Attributes:
         members: One parameter pytree per member, in the members' order.
         beta: Weighted-majority penalty in (0, 1] (1: weights never change).
+        share: Fixed share in [0, 1): the fraction of weight spread evenly each bar.
     """
 
     members: tuple
     beta: float = 0.9
+    share: float = 0.05
 
 
 @struct.dataclass
@@ -222,12 +232,17 @@ class SwarmState:
     last_close: jax.Array
 
 
-def _check_beta(beta: Any) -> None:
-    if isinstance(beta, jax.core.Tracer):
-        return
-    value = np.asarray(beta)
-    if np.any((value <= 0) | (value > 1)):
-        raise ValueError(f"SwarmParams.beta must be in (0, 1]; got {beta!r}")
+def _check_weighting(params: SwarmParams) -> None:
+    if not isinstance(params.beta, jax.core.Tracer):
+        value = np.asarray(params.beta)
+        if np.any((value <= 0) | (value > 1)):
+            raise ValueError(f"SwarmParams.beta must be in (0, 1]; got {params.beta!r}")
+    if not isinstance(params.share, jax.core.Tracer):
+        value = np.asarray(params.share)
+        if np.any((value < 0) | (value >= 1)):
+            raise ValueError(
+                f"SwarmParams.share must be in [0, 1); got {params.share!r}"
+            )
 
 
 def make_swarm_step(members: Sequence[StepStrategy], fusion: str) -> StepStrategy:
@@ -267,7 +282,7 @@ def make_swarm_step(members: Sequence[StepStrategy], fusion: str) -> StepStrateg
                 f"SwarmParams.members must hold {count} parameter sets (one per "
                 f"member); got {len(params.members)}"
             )
-        _check_beta(params.beta)
+        _check_weighting(params)
         return SwarmState(
             members=tuple(
                 member.init(member_params)
@@ -280,7 +295,9 @@ def make_swarm_step(members: Sequence[StepStrategy], fusion: str) -> StepStrateg
 
     def step(state: SwarmState, bar: Bar, params: SwarmParams):
         realized = jnp.asarray(bar.close, float) - state.last_close
-        weights = update_weights(state.weights, state.actions, realized, params.beta)
+        weights = update_weights(
+            state.weights, state.actions, realized, params.beta, params.share
+        )
         stepped = [
             member.step(member_state, bar, member_params)
             for member, member_state, member_params in zip(

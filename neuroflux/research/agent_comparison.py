@@ -13,7 +13,7 @@ of the trials' Sharpe ratios is that of the rule combinations' training Sharpe r
 (per bar). Seeds of one agent are averaged, not selected, so they are not trials.
 
 The flux agent is the best rule strategy sized by the flux estimator, so its baseline
-"without flux" is the best-rule row.
+"without flux" is the ``best_rule`` row; it has nothing random, hence one seed.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from neuroflux.strategies.steps import STEP_STRATEGIES
 __all__ = ["AgentComparison", "compare_agents"]
 
 BUY_AND_HOLD = "buy_and_hold"
+BEST_RULE = "best_rule"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +49,8 @@ class AgentComparison:
         equity: Per test bar, each row's equity over initial cash (mean over seeds).
         agents: The trained agents by kind.
         rules: The best rule of each family on the training period.
-        best_rule: Name of the baseline row of the best rule.
+        best_rule: The best of them: the ``best_rule`` row, and the flux agent's
+            inner strategy.
         verdict: The result in words.
     """
 
@@ -57,7 +59,7 @@ class AgentComparison:
     equity: pd.DataFrame
     agents: Mapping[str, agent_runs.TrainedAgent]
     rules: Mapping[str, agent_runs.RuleChoice]
-    best_rule: str
+    best_rule: agent_runs.RuleChoice
     verdict: str
 
     def rules_table(self) -> pd.DataFrame:
@@ -123,18 +125,21 @@ def _row(runs: list[BacktestRun], trials: int, trial_variance: float) -> dict:
     return row
 
 
-def _verdict(table: pd.DataFrame, kinds: Sequence[str], best_rule: str) -> str:
+def _verdict(
+    table: pd.DataFrame, kinds: Sequence[str], best_rule: agent_runs.RuleChoice
+) -> str:
     hold = table.loc[BUY_AND_HOLD, "sharpe_ratio_mean"]
-    rule = table.loc[best_rule, "sharpe_ratio_mean"]
+    rule = table.loc[BEST_RULE, "sharpe_ratio_mean"]
     lines = [
         f"Out of sample, buy-and-hold has Sharpe {hold:.2f} and the best rule "
-        f"strategy ({best_rule}) {rule:.2f}."
+        f"strategy of the training period ({best_rule.strategy} "
+        f"{dict(best_rule.params)}) {rule:.2f}."
     ]
     for kind in kinds:
         row = table.loc[kind]
         beaten = [
             name
-            for name, value in ((BUY_AND_HOLD, hold), (best_rule, rule))
+            for name, value in ((BUY_AND_HOLD, hold), (BEST_RULE, rule))
             if row["sharpe_ratio_mean"] > value
         ]
         if len(beaten) == 2:
@@ -147,6 +152,7 @@ def _verdict(table: pd.DataFrame, kinds: Sequence[str], best_rule: str) -> str:
             f"{kind}: Sharpe {row['sharpe_ratio_mean']:.2f} ± "
             f"{row['sharpe_ratio_std']:.2f} over {int(row['seeds'])} seed(s), "
             f"{outcome} (PSR {row['psr']:.2f}, DSR {row['dsr']:.2f})."
+            + (" It is the best rule sized by flux." if kind == "flux" else "")
         )
     return "\n".join(lines)
 
@@ -184,7 +190,6 @@ def compare_agents(
     start = agent_runs._split(frame, test_start)
     rules = agent_runs.best_rules(frame[frame.index < start], commission=commission)
     chosen = agent_runs.best_rule(rules)
-    best_rule = f"best rule: {chosen.strategy}"
     trials = pd.concat([choice.trials for choice in rules.values()])
     trial_count = len(trials) + len(kinds)
     trial_variance = float(np.var(trials["sharpe_ratio"] / np.sqrt(periods_per_year)))
@@ -197,9 +202,9 @@ def compare_agents(
                 frame, pd.Series(1.0, index=frame.index), BUY_AND_HOLD, **backtest
             )
         ],
-        best_rule: [
+        BEST_RULE: [
             agent_runs.backtest_positions(
-                frame, _rule_positions(frame, chosen), best_rule, **backtest
+                frame, _rule_positions(frame, chosen), BEST_RULE, **backtest
             )
         ],
     }
@@ -224,7 +229,7 @@ def compare_agents(
     table = pd.DataFrame(
         {name: _row(group, trial_count, trial_variance) for name, group in runs.items()}
     ).T
-    for name in (BUY_AND_HOLD, best_rule):
+    for name in (BUY_AND_HOLD, BEST_RULE):
         table[f"beats_{name}"] = (
             table["sharpe_ratio_mean"] > table.loc[name, "sharpe_ratio_mean"]
         )
@@ -243,6 +248,6 @@ def compare_agents(
         equity=equity,
         agents=trained,
         rules=rules,
-        best_rule=best_rule,
-        verdict=_verdict(table, kinds, best_rule),
+        best_rule=chosen,
+        verdict=_verdict(table, kinds, chosen),
     )

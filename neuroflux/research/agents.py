@@ -430,7 +430,8 @@ def train_agent(
         kind: One of :data:`AGENT_KINDS`.
         data: One asset's OHLCV frame (volume included).
         test_start: First bar that training must not see.
-        seeds: A number of seeds (0, 1, ...) or the seeds themselves.
+        seeds: A number of seeds (0, 1, ...) or the seeds themselves (the flux
+            agent, which has nothing random, keeps the first only).
         commission: Proportional cost per unit traded, used in training.
         rules: The best rule strategies of the training period (:func:`best_rules`);
             chosen here when omitted and the kind needs them.
@@ -449,6 +450,8 @@ def train_agent(
     frame = _checked_frame(data)
     train = frame[frame.index < _split(frame, test_start)]
     seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    if kind == "flux":
+        seeds = seeds[:1]  # nothing in it is random: one seed is the whole story
     if kind in ("swarm", "flux") and rules is None:
         rules = best_rules(train, commission=commission)
     settings = _KINDS[kind].settings(options, rules or {}, commission)

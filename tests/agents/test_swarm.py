@@ -38,15 +38,16 @@ def _logit(p):
     return np.log(p) - np.log1p(-p)
 
 
-def reference_weights(member_actions, close, beta):
-    """Weighted majority (Littlestone and Warmuth) with a plain loop: [T, N]."""
+def reference_weights(member_actions, close, beta, share=0.05):
+    """Weighted majority with fixed share, flat members abstaining: [T, N]."""
     length, count = member_actions.shape
     weights, history = np.full(count, 1 / count), []
     for t in range(length):
         if t > 0:
-            wrong = np.sign(member_actions[t - 1]) != np.sign(close[t] - close[t - 1])
+            side = np.sign(member_actions[t - 1])
+            wrong = (side != 0) & (side != np.sign(close[t] - close[t - 1]))
             weights = np.where(wrong, beta * weights, weights)
-            weights = weights / weights.sum()
+            weights = (1 - share) * weights / weights.sum() + share / count
         history.append(weights)
     return np.array(history)
 
@@ -124,19 +125,24 @@ def test_fusion_rules_against_numpy():
 def test_update_weights_round():
     weights = np.array([0.5, 0.25, 0.25])
     got = update_weights(weights, [1.0, -0.5, 0.0], 0.02, beta=0.5)
-    np.testing.assert_allclose(got, np.array([0.5, 0.125, 0.125]) / 0.75)
+    np.testing.assert_allclose(got, np.array([0.5, 0.125, 0.25]) / 0.875)
     np.testing.assert_array_equal(
         update_weights(weights, [1.0, -1.0, 0.0], jnp.nan), weights
     )
-    only_flat_right = update_weights(weights, [1.0, -1.0, 0.0], 0.0, beta=0.5)
-    np.testing.assert_allclose(only_flat_right, np.array([0.25, 0.125, 0.25]) / 0.625)
+    # an unchanged close: both positions were wrong, the flat member abstained
+    unchanged = update_weights(weights, [1.0, -1.0, 0.0], 0.0, beta=0.5)
+    np.testing.assert_allclose(unchanged, np.array([0.25, 0.125, 0.25]) / 0.625)
+    # a flat member keeps its weight on a move; fixed share mixes in 1/N
+    mixed = update_weights(weights, [1.0, -1.0, 0.0], -0.01, beta=0.5, share=0.3)
+    expected = np.array([0.25, 0.25, 0.25]) / 0.75
+    np.testing.assert_allclose(mixed, 0.7 * expected + 0.3 / 3)
 
 
 def test_weights_over_a_sequence_match_numpy():
     rng = np.random.default_rng(7)
     length, count = 60, 4
     close = 100 + np.cumsum(rng.normal(0, 1, length))
-    close[10] = close[9]  # an unchanged close: only flat members are right
+    close[10] = close[9]  # an unchanged close: every position was wrong
     member_actions = rng.choice([-1.0, -0.3, 0.0, 0.6, 1.0], size=(length, count))
     strategy = make_swarm_step((replay_step(),) * count, "confidence")
     params = SwarmParams(members=tuple(member_actions.T), beta=0.8)
@@ -213,6 +219,8 @@ def test_validation_errors():
         strategy.init(SwarmParams(members=(make_params("sma_cross"),)))
     with pytest.raises(ValueError, match="beta must be in"):
         strategy.init(SwarmParams(members=(make_params("sma_cross"),) * 2, beta=0.0))
+    with pytest.raises(ValueError, match="share must be in"):
+        strategy.init(SwarmParams(members=(make_params("sma_cross"),) * 2, share=1.0))
     with pytest.raises(ValueError, match="actions must have shape"):
         confidence_weighted(np.ones((2, 2)), np.ones(2))
 

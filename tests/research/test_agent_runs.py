@@ -16,6 +16,7 @@ from neuroflux.backtest import (
 )
 from neuroflux.data import load_sample
 from neuroflux.research import run_backtest
+from neuroflux.research.agent_comparison import compare_agents
 from neuroflux.research.agents import (
     AGENT_KINDS,
     agent_bars,
@@ -89,8 +90,8 @@ def test_step_function_bar_by_bar_equals_the_backtest_scan(kind, frame, trained)
     """The live runner's path (one jitted step per bar) gives the scan's actions."""
     agent = trained[kind]
     window = frame.iloc[:160]
-    scanned = agent_positions(agent, window)["seed_1"].to_numpy()
-    params = jax.tree.map(lambda leaf: leaf[1], agent.params)
+    scanned = agent_positions(agent, window).iloc[:, -1].to_numpy()
+    params = jax.tree.map(lambda leaf: leaf[-1], agent.params)
     step = jax.jit(agent.step.step)
     state = agent.step.init(params)
     bars = agent_bars(window)
@@ -106,7 +107,7 @@ def test_step_function_bar_by_bar_equals_the_backtest_scan(kind, frame, trained)
 def test_out_of_sample_backtest_is_the_engines_result(kind, frame, trained):
     agent = trained[kind]
     runs = backtest_agent(agent, frame, start=TEST_START, commission=0.001)
-    assert len(runs) == 2
+    assert len(runs) == len(agent.seeds) == (1 if kind == "flux" else 2)
     positions = agent_positions(agent, frame)
     test = frame.index >= pd.Timestamp(TEST_START, tz="UTC")
     for run, column in zip(runs, positions, strict=True):
@@ -161,3 +162,39 @@ def test_bad_requests_are_named(frame, trained, rules):
     holes.iloc[5, holes.columns.get_loc("volume")] = np.nan
     with pytest.raises(ValueError, match="column 'volume' is missing at 1 bar"):
         agent_bars(holes)
+
+
+def test_comparison_table_and_verdict_agree(frame):
+    comparison = compare_agents(
+        frame,
+        test_start=TEST_START,
+        kinds=("neural", "flux"),
+        seeds=2,
+        options={kind: OPTIONS[kind] for kind in ("neural", "flux")},
+    )
+    table = comparison.table
+    assert list(table.index) == ["buy_and_hold", "best_rule", "neural", "flux"]
+    assert comparison.best_rule.strategy in comparison.rules
+    for name, runs in comparison.runs.items():
+        sharpes = [run.stats()["sharpe_ratio"] for run in runs]
+        assert table.loc[name, "sharpe_ratio_mean"] == pytest.approx(np.mean(sharpes))
+        assert table.loc[name, "seeds"] == len(runs)
+        assert 0 <= table.loc[name, "psr"] <= 1 and table.loc[name, "dsr"] <= 1
+    hold = table.loc["buy_and_hold", "sharpe_ratio_mean"]
+    assert (table["beats_buy_and_hold"] == (table["sharpe_ratio_mean"] > hold)).all()
+    # the best-rule row is the chosen rule's own backtest over the test bars
+    rule = comparison.runs["best_rule"][0]
+    rerun = run_backtest(
+        frame, comparison.best_rule.strategy, comparison.best_rule.params,
+        commission=0.001,
+    )  # fmt: skip
+    test = rerun.to_frame().index >= pd.Timestamp(TEST_START, tz="UTC")
+    np.testing.assert_array_equal(
+        np.asarray(rule.result.target), rerun.to_frame()["target"].to_numpy()[test]
+    )
+    for kind in ("neural", "flux"):
+        row = table.loc[kind]
+        assert f"{kind}: Sharpe {row['sharpe_ratio_mean']:.2f}" in comparison.verdict
+    assert comparison.equity.index.equals(rule.index)
+    assert comparison.positions().columns.tolist() == ["neural", "flux"]
+    assert set(comparison.training_history()["kind"]) == {"neural"}
