@@ -80,6 +80,8 @@ def _shown(path: Path) -> str:
 
 
 def _notebook_parameters(args: list[str]) -> dict:
+    import datetime
+
     import yaml
 
     parameters = {}
@@ -91,8 +93,10 @@ def _notebook_parameters(args: list[str]) -> dict:
                 f"expected -p NAME VALUE after the notebook name; got {flag!r}",
                 param_hint="-p",
             )
-        name, value = rest.pop(0), rest.pop(0)
-        parameters[name] = yaml.safe_load(value)
+        name, text = rest.pop(0), rest.pop(0)
+        value = yaml.safe_load(text)
+        # YAML reads 1999-01-01 as a date; notebooks take dates as strings.
+        parameters[name] = text if isinstance(value, datetime.date) else value
     return parameters
 
 

@@ -5,7 +5,8 @@ period (:func:`~neuroflux.research.agents.best_rules`), trains every agent kind 
 several seeds on the same period, and backtests everything on the test period with
 the same costs. The table reports per-seed means and standard deviations of the test
 statistics, the probabilistic Sharpe ratio (PSR, against 0) and the deflated Sharpe
-ratio (DSR), and whether each agent beat the baselines; the verdict says it in words.
+ratio (DSR), averaged over the seeds that traded, and whether each agent beat the
+baselines; the verdict says it in words.
 
 DSR: the number of trials is every configuration this comparison tried (each rule
 combination swept on the training period, plus one per agent kind), and the variance
@@ -119,8 +120,9 @@ def _row(runs: list[BacktestRun], trials: int, trial_variance: float) -> dict:
     for name in ("sharpe_ratio", "return_pct", "max_drawdown_pct", "trades"):
         row[f"{name}_mean"] = stats[name].mean()
         row[f"{name}_std"] = stats[name].std(ddof=1) if len(runs) > 1 else 0.0
-    row["psr"] = float(np.mean(psr))
-    row["dsr"] = float(np.mean(dsr))
+    # A seed that never trades has no Sharpe ratio to test: it is left out.
+    row["psr"] = float(np.nanmean(psr)) if np.isfinite(psr).any() else np.nan
+    row["dsr"] = float(np.nanmean(dsr)) if np.isfinite(dsr).any() else np.nan
     row["seeds"] = len(runs)
     return row
 

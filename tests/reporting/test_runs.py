@@ -161,3 +161,12 @@ def test_cli_report_run_and_list(notebooks, tmp_path):
     failed = runner.invoke(app, ["report", "run", "broken", *options])
     assert failed.exit_code == 1
     assert "boom on purpose" in failed.output
+
+
+def test_cli_parameters_keep_dates_as_text():
+    from neuroflux.cli import _notebook_parameters
+
+    parsed = _notebook_parameters(
+        ["-p", "since", "1999-01-01", "-p", "x", "4", "-p", "models", "[mlp, linear]"]
+    )
+    assert parsed == {"since": "1999-01-01", "x": 4, "models": ["mlp", "linear"]}
