@@ -3,9 +3,12 @@
 Agents keep their networks as plain pytrees (a list of ``{"w", "b"}`` layers) so that
 a population or a batch of seeds is a ``jax.vmap`` over the leaves, an evolution
 strategy can perturb them as one flat vector (:func:`jax.flatten_util.ravel_pytree`),
-and orbax saves them as they are. Layers are initialised orthogonally with gains
-``sqrt(2)`` for hidden layers and ``output_scale`` for the last (as in PPO practice:
-Andrychowicz et al., "What matters in on-policy reinforcement learning?", 2020).
+and orbax saves them as they are. Weights are drawn from ``N(0, gain**2 / fan_in)``
+with gain ``sqrt(2)`` for hidden layers and ``output_scale`` for the last (a small
+output scale starts a policy near uniform: Andrychowicz et al., "What matters in
+on-policy reinforcement learning?", 2020). Not the orthogonal initialisation of PPO
+practice: it needs a QR factorisation, and XLA:CPU's batched QR (initialising a
+population or several seeds inside one ``vmap``) was seen to deadlock on 2 cores.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ def init_mlp(key: jax.Array, sizes: Sequence[int], output_scale: float = 1.0) ->
     Args:
         key: PRNG key.
         sizes: ``[inputs, hidden..., outputs]``, at least two integers >= 1.
-        output_scale: Orthogonal gain of the last layer (0.01 for a policy head
-            starts near uniform; 1.0 for a value head).
+        output_scale: Gain of the last layer (0.01 for a policy head starts near
+            uniform; 1.0 for a value head).
 
     Returns:
         A list of ``{"w": [in, out], "b": [out]}``.
@@ -44,10 +47,10 @@ def init_mlp(key: jax.Array, sizes: Sequence[int], output_scale: float = 1.0) ->
     ):
         last = index == len(sizes) - 2
         gain = output_scale if last else jnp.sqrt(2.0)
-        init = jax.nn.initializers.orthogonal(gain)
+        scale = gain / jnp.sqrt(float(fan_in))
         layers.append(
             {
-                "w": init(key, (fan_in, fan_out), jnp.float32),
+                "w": scale * jax.random.normal(key, (fan_in, fan_out), jnp.float32),
                 "b": jnp.zeros(fan_out, jnp.float32),
             }
         )
