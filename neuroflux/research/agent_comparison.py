@@ -26,10 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neuroflux import metrics, strategies
+from neuroflux import metrics
 from neuroflux.research import agents as agent_runs
 from neuroflux.research.backtests import BacktestRun, _checked_frame
-from neuroflux.strategies.steps import STEP_STRATEGIES
 
 __all__ = ["AgentComparison", "compare_agents"]
 
@@ -98,15 +97,6 @@ class AgentComparison:
             },
             index=self.equity.index,
         )
-
-
-def _rule_positions(frame: pd.DataFrame, choice: agent_runs.RuleChoice) -> pd.Series:
-    step = STEP_STRATEGIES[choice.strategy]
-    params = strategies.make_params(choice.strategy, **choice.params)
-    bars = agent_runs.agent_bars(frame)
-    params = agent_runs._stack([params])
-    actions = agent_runs._decisions(step, params, bars)
-    return pd.Series(np.asarray(actions)[0], index=frame.index)
 
 
 def _row(runs: list[BacktestRun], trials: int, trial_variance: float) -> dict:
@@ -189,7 +179,7 @@ def compare_agents(
             f"unknown agent kinds {sorted(unknown)}; expected {agent_runs.AGENT_KINDS}"
         )
     frame = _checked_frame(data)
-    start = agent_runs._split(frame, test_start)
+    start = agent_runs.out_of_sample_start(frame, test_start)
     rules = agent_runs.best_rules(frame[frame.index < start], commission=commission)
     chosen = agent_runs.best_rule(rules)
     trials = pd.concat([choice.trials for choice in rules.values()])
@@ -206,7 +196,7 @@ def compare_agents(
         ],
         BEST_RULE: [
             agent_runs.backtest_positions(
-                frame, _rule_positions(frame, chosen), BEST_RULE, **backtest
+                frame, agent_runs.rule_positions(frame, chosen), BEST_RULE, **backtest
             )
         ],
     }

@@ -61,6 +61,8 @@ __all__ = [
     "best_rules",
     "flux_frame",
     "load_agent",
+    "out_of_sample_start",
+    "rule_positions",
     "save_agent",
     "train_agent",
 ]
@@ -401,7 +403,10 @@ _KINDS: Mapping[str, _Kind] = {
 }
 
 
-def _split(frame: pd.DataFrame, test_start: str | pd.Timestamp) -> pd.Timestamp:
+def out_of_sample_start(
+    frame: pd.DataFrame, test_start: str | pd.Timestamp
+) -> pd.Timestamp:
+    """``test_start`` as a UTC timestamp that leaves training and test bars."""
     start = pd.Timestamp(test_start)
     if start.tzinfo is None:
         start = start.tz_localize("UTC")
@@ -448,7 +453,7 @@ def train_agent(
     if kind not in _KINDS:
         raise ValueError(f"unknown agent kind {kind!r}; expected one of {AGENT_KINDS}")
     frame = _checked_frame(data)
-    train = frame[frame.index < _split(frame, test_start)]
+    train = frame[frame.index < out_of_sample_start(frame, test_start)]
     seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
     if kind == "flux":
         seeds = seeds[:1]  # nothing in it is random: one seed is the whole story
@@ -486,6 +491,13 @@ def flux_frame(
         {name: np.asarray(values) for name, values in columns.items()},
         index=frame.index,
     )
+
+
+def rule_positions(frame: pd.DataFrame, choice: RuleChoice) -> pd.Series:
+    """The rule's target positions at every bar, from its step function."""
+    params = _stack([choice.make_params()])
+    actions = _decisions(STEP_STRATEGIES[choice.strategy], params, agent_bars(frame))
+    return pd.Series(np.asarray(actions)[0], index=frame.index)
 
 
 def agent_positions(agent: TrainedAgent, data: pd.DataFrame) -> pd.DataFrame:
@@ -561,7 +573,7 @@ def backtest_agent(
         ValueError: ``start`` leaves no bars, or it lies inside the training period.
     """
     frame = _checked_frame(data)
-    start = _split(frame, start)
+    start = out_of_sample_start(frame, start)
     if start <= agent.train_end:
         raise ValueError(
             f"start={start.date()} is inside the training period (to "

@@ -18,6 +18,7 @@ import neuroflux  # noqa: F401  (64-bit mode before any array is made)
 from neuroflux.agents import evolution, neural
 from neuroflux.data import load_sample
 from neuroflux.envs import observations
+from neuroflux.research.agents import agent_bars
 from neuroflux.strategies.steps import Bar
 
 TINY = evolution.EvolutionConfig(
@@ -27,31 +28,8 @@ TINY = evolution.EvolutionConfig(
 
 @pytest.fixture(scope="module")
 def sp500_slice() -> tuple[jax.Array, jax.Array]:
-    frame = load_sample("sp500").iloc[:300]
-    bars = Bar.from_arrays(
-        frame.close.values,
-        open=frame.open.values,
-        high=frame.high.values,
-        low=frame.low.values,
-        volume=frame.volume.values,
-    )
+    bars = agent_bars(load_sample("sp500").iloc[:300])
     return bars.close, observations.bar_features(bars)
-
-
-def planted_bars(seed: int, length: int) -> Bar:
-    """Closes whose next log return is ``0.005 sign(last return)`` plus noise."""
-    rng = np.random.default_rng(seed)
-    returns = np.empty(length)
-    returns[0] = rng.normal(0.0, 0.01)
-    for t in range(1, length):
-        returns[t] = 0.005 * np.sign(returns[t - 1]) + rng.normal(0.0, 0.01)
-    close = 100.0 * np.exp(np.cumsum(returns))
-    open_ = np.concatenate([[100.0], close[:-1]]) * np.exp(rng.normal(0, 1e-3, length))
-    wick = np.exp(np.abs(rng.normal(0.0, 3e-3, (2, length))))
-    high = np.maximum(open_, close) * wick[0]
-    low = np.minimum(open_, close) / wick[1]
-    volume = rng.lognormal(10.0, 0.5, length)
-    return Bar.from_arrays(close, open=open_, high=high, low=low, volume=volume)
 
 
 def exact_sharpe(close: np.ndarray, positions: np.ndarray, fees: float) -> float:
@@ -169,8 +147,8 @@ def test_evolve_is_deterministic_and_seeds_differ(sp500_slice):
     assert float(action) == 0.0  # usable by the step function (flat in warm-up)
 
 
-def test_planted_market_is_found_out_of_sample():
-    bars = planted_bars(0, 2000)
+def test_planted_market_is_found_out_of_sample(planted_bars):
+    bars = planted_bars
     features = observations.bar_features(bars)
     config = evolution.EvolutionConfig(
         population=32, generations=30, window=4, hidden_sizes=(16,)

@@ -23,6 +23,7 @@ from neuroflux.agents.flux import (
     market_flux,
 )
 from neuroflux.data import load_sample
+from neuroflux.research.agents import agent_bars
 from neuroflux.strategies import make_params
 from neuroflux.strategies.steps import STEP_STRATEGIES, Bar, run_steps
 
@@ -33,14 +34,7 @@ SMALL = FluxConfig(
 
 @functools.cache
 def sp500_bars() -> Bar:
-    frame = load_sample("sp500")
-    return Bar.from_arrays(
-        frame.close.to_numpy(),
-        open=frame.open.to_numpy(),
-        high=frame.high.to_numpy(),
-        low=frame.low.to_numpy(),
-        volume=frame.volume.to_numpy(),
-    )
+    return agent_bars(load_sample("sp500"))
 
 
 def random_bars(seed: int, length: int) -> Bar:

@@ -37,22 +37,6 @@ def _head(bars: Bar, length: int) -> Bar:
     return jax.tree.map(lambda x: x[:length], bars)
 
 
-def planted_bars(seed: int, length: int) -> Bar:
-    """Closes whose next log return is ``0.005 sign(last return)`` plus noise."""
-    rng = np.random.default_rng(seed)
-    returns = np.empty(length)
-    returns[0] = rng.normal(0.0, 0.01)
-    for t in range(1, length):
-        returns[t] = 0.005 * np.sign(returns[t - 1]) + rng.normal(0.0, 0.01)
-    close = 100.0 * np.exp(np.cumsum(returns))
-    open_ = np.concatenate([[100.0], close[:-1]]) * np.exp(rng.normal(0, 1e-3, length))
-    wick = np.exp(np.abs(rng.normal(0.0, 3e-3, (2, length))))
-    high = np.maximum(open_, close) * wick[0]
-    low = np.minimum(open_, close) / wick[1]
-    volume = rng.lognormal(10.0, 0.5, length)
-    return Bar.from_arrays(close, open=open_, high=high, low=low, volume=volume)
-
-
 def numpy_positions(layers, features: np.ndarray, window: int) -> np.ndarray:
     """Float64 reference of the policy over every bar."""
     weights = [
@@ -173,8 +157,8 @@ def test_training_raises_sharpe_deterministically_and_vmaps_over_seeds(sp500_bar
             np.testing.assert_allclose(leaf[seed], other, rtol=1e-3, atol=1e-5)
 
 
-def test_planted_market_is_learned_out_of_sample():
-    bars = planted_bars(0, 2000)
+def test_planted_market_is_learned_out_of_sample(planted_bars):
+    bars = planted_bars
     # A small network: with 64 inputs and 1500 bars the policy overfits (in-sample
     # Sharpe 11, out-of-sample about 1.4), with 16 it generalises (about 4.7).
     config = neural.NeuralPolicyConfig(

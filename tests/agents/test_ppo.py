@@ -14,6 +14,7 @@ import neuroflux  # noqa: F401  (float64)
 from neuroflux.agents import ppo
 from neuroflux.data import load_sample
 from neuroflux.envs.trading import EnvConfig, Market, TradingEnv
+from neuroflux.research.agents import agent_bars
 from neuroflux.strategies.steps import Bar, run_steps
 
 PLANTED_BARS = 800
@@ -267,14 +268,7 @@ def test_continuous_ppo_improves_its_reward(planted):
 
 @pytest.mark.parametrize("actions", ["discrete", "continuous"])
 def test_ppo_step_repeats_the_environment_decisions(actions):
-    frame = load_sample("sp500").iloc[:400]
-    bars = Bar.from_arrays(
-        frame.close.values,
-        open=frame.open.values,
-        high=frame.high.values,
-        low=frame.low.values,
-        volume=frame.volume.values,
-    )
+    bars = agent_bars(load_sample("sp500").iloc[:400])
     env = TradingEnv(EnvConfig(window=16, episode_length=10_000, actions=actions))
     env_params = env.make_params(Market.from_bars(bars))
     params = ppo.init_ppo_params(
@@ -285,12 +279,12 @@ def test_ppo_step_repeats_the_environment_decisions(actions):
         actor=[params.actor[0], jax.tree.map(lambda x: 300.0 * x, params.actor[1])]
     )
     first = env.config.first_bar
-    steps = len(frame) - 1 - first
+    steps = bars.close.shape[0] - 1 - first
     _, expected = _greedy_rewards(params, env, env_params, first, steps)
 
     strategy = ppo.make_ppo_step(env.config)
     _, actions_taken = jax.jit(run_steps, static_argnums=0)(strategy, params, bars)
-    assert actions_taken.shape == (len(frame),)
+    assert actions_taken.shape == bars.close.shape
     np.testing.assert_array_equal(actions_taken[:first], 0.0)
     np.testing.assert_array_equal(actions_taken[first:-1], expected[:, 0])
     taken = np.asarray(expected)

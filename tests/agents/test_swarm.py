@@ -25,6 +25,7 @@ from neuroflux.agents.swarm import (
     weighted_majority,
 )
 from neuroflux.data import load_sample
+from neuroflux.research.agents import agent_bars
 from neuroflux.strategies import make_params
 from neuroflux.strategies.steps import STEP_STRATEGIES, Bar, StepStrategy, run_steps
 
@@ -78,14 +79,7 @@ def replay_step() -> StepStrategy:
 
 @functools.cache
 def sp500_bars() -> Bar:
-    frame = load_sample("sp500")
-    return Bar.from_arrays(
-        frame.close.to_numpy(),
-        open=frame.open.to_numpy(),
-        high=frame.high.to_numpy(),
-        low=frame.low.to_numpy(),
-        volume=frame.volume.to_numpy(),
-    )
+    return agent_bars(load_sample("sp500"))
 
 
 def test_fusion_rules_against_numpy():
