@@ -59,8 +59,17 @@ def test_a_loss_opens_a_drawdown_that_lasts_to_the_end(returns, position):
         assert int(duration(returns)) == LENGTH - position
 
 
+# Returns whose squares, scaled, stay normal numbers: below about 1e-150 they underflow
+# (XLA flushes subnormals to zero), and no ratio of them can be scale-free.
+returns_without_underflow = hnp.arrays(
+    np.float64,
+    LENGTH,
+    elements=st.floats(-0.5, 0.5).filter(lambda x: x == 0 or abs(x) > 1e-100),
+)
+
+
 @SETTINGS
-@given(returns=returns_arrays, scale=st.floats(0.01, 100))
+@given(returns=returns_without_underflow, scale=st.floats(0.01, 100))
 def test_sharpe_and_sortino_ignore_leverage_without_risk_free(returns, scale):
     for ratio in (sharpe, sortino):
         base, scaled = float(ratio(returns)), float(ratio(scale * returns))
