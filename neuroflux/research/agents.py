@@ -262,17 +262,18 @@ def _neural_settings(options, rules, commission) -> dict[str, Any]:
     return {"neural": _asdict(_config(neural.NeuralPolicyConfig, values))}
 
 
+def _fit_on_features(fit, keys, bars, config):
+    """``fit(key, close, features, config=)`` for every seed in one jitted vmap."""
+    run = jax.jit(
+        jax.vmap(functools.partial(fit, config=config), in_axes=(0, None, None))
+    )
+    layers, history = run(keys, bars.close, envs.bar_features(bars))
+    return layers, np.asarray(history).T
+
+
 def _neural_train(keys, bars, settings):
     config = _config(neural.NeuralPolicyConfig, settings["neural"])
-    features = envs.bar_features(bars)
-    train = jax.jit(
-        jax.vmap(
-            functools.partial(neural.train_neural_policy, config=config),
-            in_axes=(0, None, None),
-        )
-    )
-    layers, history = train(keys, bars.close, features)
-    return layers, np.asarray(history).T
+    return _fit_on_features(neural.train_neural_policy, keys, bars, config)
 
 
 def _neural_step(settings):
@@ -294,14 +295,7 @@ def _evolution_settings(options, rules, commission) -> dict[str, Any]:
 
 def _evolution_train(keys, bars, settings):
     config = _config(evolution.EvolutionConfig, settings["evolution"])
-    features = envs.bar_features(bars)
-    run = jax.jit(
-        jax.vmap(
-            functools.partial(evolution.evolve, config=config), in_axes=(0, None, None)
-        )
-    )
-    layers, history = run(keys, bars.close, features)
-    return layers, np.asarray(history).T
+    return _fit_on_features(evolution.evolve, keys, bars, config)
 
 
 def _evolution_step(settings):
