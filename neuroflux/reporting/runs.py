@@ -15,6 +15,7 @@ import difflib
 import json
 import re
 import secrets
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ import papermill
 import structlog
 from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
+from jupyter_client.manager import AsyncKernelManager
 
 import neuroflux
 from neuroflux import settings
@@ -279,6 +281,20 @@ def _unknown(kind: str, name: str, valid: Any, where: str) -> str:
     return f"unknown {kind} {name!r}{hint} (valid {kind}s {where}: {listed})"
 
 
+class _UnixSocketKernelManager(AsyncKernelManager):
+    """A kernel on Unix sockets with a name of its own.
+
+    Over TCP, ports are picked free and bound later, so kernels started in
+    parallel (``run_batch``) could pick the same one and never start.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        name = f"neuroflux-kernel-{secrets.token_hex(8)}"
+        super().__init__(
+            transport="ipc", ip=str(Path(tempfile.gettempdir(), name)), **kwargs
+        )
+
+
 def _execute(path: Path, output: Path, parameters: dict[str, Any]) -> str | None:
     """Run with papermill; the error as one message, ``None`` when it ran through."""
     root = _PACKAGE_ROOT if (_PACKAGE_ROOT / "pyproject.toml").exists() else Path.cwd()
@@ -290,6 +306,7 @@ def _execute(path: Path, output: Path, parameters: dict[str, Any]) -> str | None
             kernel_name="python3",
             cwd=str(root),
             progress_bar=False,
+            kernel_manager_class=_UnixSocketKernelManager,
         )
     except PapermillExecutionError as error:
         return f"cell {error.exec_count}: {error.ename}: {error.evalue}"
