@@ -41,6 +41,7 @@ from neuroflux.backtest.simulation import (
     SimulationConfig,
     SimulationParams,
     TradeLog,
+    rebalance_orders,
     simulate,
 )
 from neuroflux.backtest.splits import Split, walk_forward_splits
@@ -69,6 +70,7 @@ __all__ = [
     "periodic_schedule",
     "portfolio_returns",
     "random_grid",
+    "rebalance_orders",
     "sharpe_objective",
     "simulate",
     "simulate_portfolio",

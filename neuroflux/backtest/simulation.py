@@ -72,6 +72,7 @@ __all__ = [
     "SimulationConfig",
     "SimulationParams",
     "TradeLog",
+    "rebalance_orders",
     "simulate",
 ]
 
@@ -344,6 +345,45 @@ def _fill(book: _Book, target, price, bar, p, config: SimulationConfig):
         bar_fees=book.bar_fees + fees,
     )
     return book, closed
+
+
+def rebalance_orders(
+    cash: ArrayLike,
+    units: ArrayLike,
+    traded_target: ArrayLike,
+    target: ArrayLike,
+    price: ArrayLike,
+    params: SimulationParams | None = None,
+    config: SimulationConfig | None = None,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The orders :func:`simulate` places at one fill, for a trader outside the scan.
+
+    A live runner holding ``cash`` and ``units`` after trading toward
+    ``traded_target`` sends these orders when the strategy now wants ``target`` and
+    the fill price is ``price``; filled at ``price`` with the slippage and fees of
+    ``params``, they leave exactly the account ``simulate`` would hold (stops are not
+    part of it).
+
+    Returns:
+        ``(closing, adjusting)``: signed units of the order that closes the position
+        (non-zero when the side changes or the target is flat) and of the order that
+        then opens, adds or reduces; 0 where no order is placed.
+    """
+    params = SimulationParams() if params is None else params
+    config = SimulationConfig() if config is None else config
+    dtype = jnp.result_type(float)
+    p = jax.tree.map(lambda x: jnp.asarray(x, dtype), params)
+    cash, units, traded_target, target, price = (
+        jnp.asarray(x, dtype) for x in (cash, units, traded_target, target, price)
+    )
+    zero = jnp.zeros((), dtype)
+    book = _Book(cash, units, traded_target, *(zero,) * 8)
+    after, _ = _fill(book, target, price, 0, p, config)
+    change = target != traded_target
+    compat = config.sizing == "backtesting.py"
+    flips = change if compat else change & (jnp.sign(units) != jnp.sign(target))
+    closing = jnp.where(flips, -units, 0.0)
+    return closing, after.units - units - closing
 
 
 def _stop(book: _Book, prices, bar, p):

@@ -271,3 +271,35 @@ def test_a_step_strategy_driven_by_scan_backtests_like_its_signal_function():
         jax.tree.leaves(from_steps), jax.tree.leaves(from_signal), strict=True
     ):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("fixed_fees", [0.0, 1.0])
+def test_rebalance_orders_replay_the_simulated_account(fixed_fees):
+    """Orders from rebalance_orders, filled one by one outside the scan, give the
+    cash and units simulate holds after every bar (close fills, costs, reversals)."""
+    bars = random_bars(seed=5, count=300)
+    targets = np.asarray(
+        strategies.sma_cross(
+            bars.close,
+            strategies.make_params(
+                "sma_cross", fast=5, slow=20, direction="long_short"
+            ),
+        )
+    )
+    targets = np.where(np.arange(300) % 37 == 0, 0.5 * targets, targets)
+    params = SimulationParams(fees=0.001, slippage=0.0005, fixed_fees=fixed_fees)
+    result = simulate(bars, targets, params, SimulationConfig())
+    orders = jax.jit(backtest.rebalance_orders, static_argnums=6)
+    cash, units, traded = params.init_cash, 0.0, 0.0
+    closes = np.asarray(bars.close)
+    for t, (target, price) in enumerate(zip(targets, closes, strict=True)):
+        for amount in orders(cash, units, traded, target, price, params, None):
+            amount = float(amount)
+            if amount != 0:
+                fill = price * (1 + params.slippage * np.sign(amount))
+                cash -= amount * fill + abs(amount) * fill * params.fees + fixed_fees
+                units += amount
+        traded = target
+        np.testing.assert_allclose(
+            [cash, units], [result.cash[t], result.units[t]], rtol=1e-12, atol=1e-9
+        )
