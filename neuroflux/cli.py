@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from neuroflux import settings
+from neuroflux.live import commands as live_commands
 
 app = typer.Typer(
     help="NeuroFlux: research notebooks, backtests and live trading in JAX.",
@@ -935,6 +936,10 @@ def voila(
         typer.echo(f"voila: {url} ({access}); Ctrl+C stops")
 
     serve_voila(notebook, port=port, address=address, on_start=announce)
+
+
+# promote, strategies list|show, live run|stop|audit verify
+live_commands.register(app)
 
 
 def main() -> None:

@@ -15,3 +15,13 @@ def cache_dir() -> Path:
 def reports_dir() -> Path:
     """Report output: ``$NEUROFLUX_REPORTS_DIR``, else ``reports/`` here."""
     return Path(os.environ.get("NEUROFLUX_REPORTS_DIR", "reports")).expanduser()
+
+
+def strategies_dir() -> Path:
+    """Promoted strategies: ``$NEUROFLUX_STRATEGIES_DIR``, else ``strategies/`` here."""
+    return Path(os.environ.get("NEUROFLUX_STRATEGIES_DIR", "strategies")).expanduser()
+
+
+def live_dir() -> Path:
+    """Live sessions' journals: ``$NEUROFLUX_LIVE_DIR``, else ``live/`` here."""
+    return Path(os.environ.get("NEUROFLUX_LIVE_DIR", "live")).expanduser()

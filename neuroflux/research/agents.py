@@ -54,6 +54,7 @@ __all__ = [
     "RuleChoice",
     "TrainedAgent",
     "agent_bars",
+    "agent_decision",
     "agent_positions",
     "backtest_agent",
     "backtest_positions",
@@ -465,6 +466,25 @@ def train_agent(
         train_end=train.index[-1],
         history=pd.DataFrame(history, columns=[f"seed_{s}" for s in seeds]),
     )
+
+
+def agent_decision(
+    agent: TrainedAgent, seed_index: int = 0
+) -> tuple[StepStrategy, Any]:
+    """The step strategy of ``agent`` and the parameters of its ``seed_index``-th seed.
+
+    What a live runner drives bar by bar: ``step(state, bar, params)`` gives the same
+    actions as :func:`agent_positions`'s column of that seed.
+
+    Raises:
+        IndexError: ``seed_index`` is not in ``0 .. len(agent.seeds) - 1``.
+    """
+    if not 0 <= seed_index < len(agent.seeds):
+        raise IndexError(
+            f"seed_index {seed_index} out of range: the agent has {len(agent.seeds)} "
+            f"seed(s) {list(agent.seeds)}"
+        )
+    return agent.step, _unstack(agent.params, len(agent.seeds))[seed_index]
 
 
 @functools.partial(jax.jit, static_argnums=0)
