@@ -310,7 +310,8 @@ class Runner:
                 continue
             if trading:
                 errors += await self._trade(symbol, target, bar_time)
-            self.traded[symbol] = target
+            else:
+                self.traded[symbol] = target
         try:
             self.balances = await self.exchange.fetch_balance()
         except Exception as error:  # marked with the last balances it reported
@@ -351,7 +352,11 @@ class Runner:
         )
 
     async def _trade(self, symbol: str, target: float, bar_time: int) -> int:
-        """Sends the orders toward ``target``; the number of orders that failed."""
+        """Sends the orders toward ``target``; the number of orders that failed.
+
+        The target counts as traded once its orders went through; blocked by the
+        breaker or failed, it is tried again at the next bar.
+        """
         units = self._units()[symbol]
         price = self.prices[symbol]
         cash = self.balances.get(self.config.quote, 0.0) / len(self.config.symbols)
@@ -383,12 +388,21 @@ class Runner:
                 breaker=self.breaker.state.name,
             )
             return 0
-        amounts = [a for a in (closing, adjusting) if a != 0.0]
-        return await self._send(symbol, amounts, bar_time)
+        # Fixed sequences: after a restart the closing order keeps its id even if
+        # the re-decided bar no longer needs it, so the opening one never takes it.
+        failed = await self._send(symbol, {0: closing, 1: adjusting}, bar_time)
+        if not failed:
+            self.traded[symbol] = target
+        return failed
 
-    async def _send(self, symbol: str, amounts: Sequence[float], bar_time: int) -> int:
+    async def _send(
+        self, symbol: str, amounts: Mapping[int, float], bar_time: int
+    ) -> int:
+        """Sends the non-zero ``{sequence: signed units}`` orders, in order."""
         failed = 0
-        for sequence, amount in enumerate(amounts):
+        for sequence, amount in amounts.items():
+            if amount == 0.0:
+                continue
             request = OrderRequest(
                 client_order_id=make_client_order_id(
                     self.config.session, symbol, bar_time, sequence
@@ -459,7 +473,7 @@ class Runner:
         self.balances = await self.exchange.fetch_balance()
         for symbol, units in self._units().items():
             if units != 0.0:
-                await self._send(symbol, [-units], bar_time)
+                await self._send(symbol, {0: -units}, bar_time)
             self.traded[symbol] = 0.0
         self.balances = await self.exchange.fetch_balance()
         self.equity = self._equity()

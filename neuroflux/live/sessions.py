@@ -82,16 +82,14 @@ def journal_path(artifact_name: str) -> Path:
 
 
 def configure_json_logs() -> None:
-    """Structured JSON log lines on stderr, one per event, UTC timestamps."""
-    import sys
-
+    """Log lines as JSON, one per event, UTC timestamps, to the configured stream
+    (the command's stderr)."""
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(),
-        ],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        ]
     )
 
 
