@@ -272,7 +272,7 @@ def make_flux_step(config: FluxConfig | None = None) -> StepStrategy:
 
     def init(params: FluxParams) -> FluxState:
         _check_weights(params)
-        empty = jnp.full(memory, jnp.nan)
+        empty = jnp.full(memory, jnp.nan, float)
         return FluxState(empty, empty, jnp.zeros((), jnp.int32))
 
     def step(state: FluxState, bar: Bar, params: FluxParams):

@@ -290,7 +290,7 @@ def make_swarm_step(members: Sequence[StepStrategy], fusion: str) -> StepStrateg
             ),
             weights=jnp.full(count, 1 / count),
             actions=jnp.zeros(count),
-            last_close=jnp.full((), jnp.nan),
+            last_close=jnp.full((), jnp.nan, float),
         )
 
     def step(state: SwarmState, bar: Bar, params: SwarmParams):

@@ -140,10 +140,12 @@ def observer_init(num_assets: int, window: int) -> ObserverState:
     """The observer before the first bar (a static asset count and window)."""
     num_assets = as_count(num_assets, "num_assets", 1)
     window = as_count(window, "window", 1)
-    empty = jnp.full((LOOKBACK, num_assets), jnp.nan)
+    # Strongly typed, as the states step returns: a jitted step compiles once.
+    dtype = jnp.result_type(float)
+    empty = jnp.full((LOOKBACK, num_assets), jnp.nan, dtype)
     return ObserverState(
         bars=Bar(empty, empty, empty, empty, empty),
-        features=jnp.full((window, num_assets, len(FEATURE_NAMES)), jnp.nan),
+        features=jnp.full((window, num_assets, len(FEATURE_NAMES)), jnp.nan, dtype),
         position=jnp.zeros(num_assets, jnp.float32),
         position_pnl=jnp.zeros(num_assets, jnp.float32),
         count=jnp.zeros((), jnp.int32),

@@ -337,7 +337,7 @@ def make_rsi_reversion_step() -> StepStrategy:
 
     def init(params: RsiReversionParams) -> RsiReversionState:
         return RsiReversionState(
-            previous_close=jnp.full((), jnp.nan),
+            previous_close=jnp.full((), jnp.nan, float),
             averages=jnp.zeros(2, float),
             counts=jnp.zeros(2, jnp.int32),
             position=jnp.zeros((), float),

@@ -220,3 +220,12 @@ def test_observer_sees_what_the_env_shows_for_a_panel_of_two():
     assert from_env.shape[1] == 3 * 2 * 8 + 4
     assert np.any(from_env[:, -2:] != 0)
     np.testing.assert_array_equal(from_observer, from_env)
+
+
+def test_observer_state_keeps_its_types_so_a_live_step_compiles_once():
+    state = observer_init(1, 8)
+    bar = Bar(*(jnp.full(1, x) for x in (100.0, 101.0, 99.0, 100.5, 1e6)))
+    after = jax.jit(observer_push)(state, bar)
+    assert jax.tree.map(lambda x: x.aval, after) == jax.tree.map(
+        lambda x: x.aval, state
+    )

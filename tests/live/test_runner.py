@@ -384,3 +384,4 @@ def test_a_thousand_cycles_keep_resident_memory_flat(folder):
         f"{end / 2**20:.1f} MiB, growth {growth:+.2%}"
     )
     assert growth < 0.05
+

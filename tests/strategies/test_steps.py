@@ -178,3 +178,17 @@ def test_waiting_for_the_first_cross_is_refused_by_the_steps(name):
         steps.STEP_STRATEGIES[name].init(
             registry.make_params(name, wait_for_cross=True)
         )
+
+
+@pytest.mark.parametrize("name", sorted(steps.STEP_STRATEGIES))
+def test_states_keep_their_types_so_a_live_step_compiles_once(name):
+    """The state after a jitted step has init's exact types (weak types included):
+    otherwise a live runner's second bar compiles the step again."""
+    strategy = steps.STEP_STRATEGIES[name]
+    params = registry.make_params(name)
+    state = strategy.init(params)
+    bar = steps.Bar(*(np.float64(x) for x in (100.0, 101.0, 99.0, 100.5, 1e6)))
+    after, _ = jax.jit(strategy.step)(state, bar, params)
+    assert jax.tree.map(lambda x: x.aval, after) == jax.tree.map(
+        lambda x: x.aval, state
+    )
