@@ -212,6 +212,8 @@ class Runner:
             watcher.cancel()
             self._running = False
             if self._webhook is not None:
+                if self._posts:  # alerts of the last cycles still on their way
+                    await asyncio.wait(self._posts, timeout=10)
                 await self._webhook.close()
         stopped_by = "feed ended"
         if self.breaker.flatten_required or (self._stop or {}).get("flatten"):

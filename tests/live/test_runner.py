@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import json
 import math
 import os
 import shutil
@@ -385,3 +386,53 @@ def test_a_thousand_cycles_keep_resident_memory_flat(folder):
     )
     assert growth < 0.05
 
+
+def test_alerts_are_journaled_published_and_posted_to_the_webhook(sp500, folder):
+    """The analytics engine's alerts reach the journal, the bus and a real webhook
+    server, each once."""
+    from aiohttp import web
+
+    from neuroflux.live.analytics import AlertThresholds, AnalyticsEngine
+
+    frame = sp500.loc["2008-09":"2008-11"]
+    received: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(status=204)
+
+    async def run() -> RunSummary:
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        server = web.AppRunner(app)
+        await server.setup()
+        site = web.TCPSite(server, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        agent = Agent(name="long", strategy=_alternating_steps((1.0,)), params=1.0)
+        runner = _runner([agent], frame, folder, bus=bus)
+        runner.engine = AnalyticsEngine(
+            periods_per_year=252, thresholds=AlertThresholds(drawdown=0.05)
+        )
+        runner.webhook_url = f"http://127.0.0.1:{port}/hook"
+        try:
+            summary = await runner.run()
+            await asyncio.sleep(0.2)  # posts are sent in the background
+            return summary
+        finally:
+            await runner.exchange.close()
+            runner.journal.close()
+            await server.cleanup()
+
+    bus = RecordingBus()
+    summary = asyncio.run(run())
+    assert summary.cycles == len(frame)
+    with Journal(folder / "journal.sqlite", create=False) as journal:
+        journaled = [e.data for e in journal.events("alert")]
+    assert any(a["name"] == "drawdown" for a in journaled)  # long into 2008's crash
+    assert [e.data for e in bus.log if e.kind == "alert"] == journaled
+
+    def ordered(alerts: list[dict]) -> list[str]:  # posts run side by side
+        return sorted(json.dumps(alert, sort_keys=True) for alert in alerts)
+
+    assert ordered([post["data"] for post in received]) == ordered(journaled)
