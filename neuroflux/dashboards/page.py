@@ -16,6 +16,7 @@ PAGES: Mapping[str, str] = {
     "explorer": "Strategy explorer",
     "market": "Market overview",
     "reports": "Report browser",
+    "live": "Live monitor",
 }
 
 

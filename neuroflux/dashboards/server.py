@@ -1,10 +1,11 @@
 """``neuroflux dashboard``: the Panel apps on one server, behind a login off loopback.
 
 Routes: ``/explorer`` (strategy explorer), ``/market`` (market overview), ``/reports``
-(report browser; the reports themselves under ``/report-files/``); ``/`` redirects to
-the explorer. Bound to a loopback address the server is open; bound to anything else it
-refuses to start unless a basic-auth password (``NEUROFLUX_DASHBOARD_PASSWORD``) or a
-users file is configured.
+(report browser; the reports themselves under ``/report-files/``), ``/live`` (live
+monitor of a running session: ``/live?api=http://127.0.0.1:8765``, its token from
+``NEUROFLUX_API_TOKEN``); ``/`` redirects to the explorer. Bound to a loopback address
+the server is open; bound to anything else it refuses to start unless a basic-auth
+password (``NEUROFLUX_DASHBOARD_PASSWORD``) or a users file is configured.
 """
 
 from __future__ import annotations
@@ -66,7 +67,12 @@ def dashboard_pages(reports_dir: Path) -> dict[str, Callable[[], object]]:
 
         return ReportBrowser(reports_dir=reports_dir, files_url=f"./{REPORT_FILES}")
 
-    apps = {"explorer": explorer, "market": market, "reports": reports}
+    def live():
+        from neuroflux.dashboards.live_monitor import LiveMonitor
+
+        return LiveMonitor.for_session()
+
+    apps = {"explorer": explorer, "market": market, "reports": reports, "live": live}
 
     def page(route: str) -> Callable[[], object]:
         def build():

@@ -22,6 +22,9 @@ from neuroflux.dashboards import PASSWORD_VARIABLE
 from neuroflux.reporting import build_index, run_notebook
 
 NEUROFLUX = Path(sys.executable).with_name("neuroflux")
+LIVE_TOKEN_VARIABLE = "NEUROFLUX_API_TOKEN"
+# The token the dashboards send to a live session's API (test_live_monitor.py).
+LIVE_API_TOKEN = "monitor-test-token-5f2a"
 SERVER_START_SECONDS = 120
 
 
@@ -120,6 +123,7 @@ def dashboard(neuroflux_server):
 
     def start(*args: str, password: str | None = None):
         env = {k: v for k, v in os.environ.items() if k != PASSWORD_VARIABLE}
+        env[LIVE_TOKEN_VARIABLE] = LIVE_API_TOKEN  # for the live monitor's API
         if password is not None:
             env[PASSWORD_VARIABLE] = password
         return neuroflux_server("dashboard", *args, env=env)
@@ -139,3 +143,9 @@ def dashboard_url(dashboard, dashboard_reports):
     base = f"http://127.0.0.1:{port}"
     _wait_until_serving(f"{base}/explorer", process)
     return base
+
+
+@pytest.fixture(scope="session")
+def live_api_token():
+    """The live API token every ``dashboard`` server has in its environment."""
+    return LIVE_API_TOKEN

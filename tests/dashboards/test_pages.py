@@ -16,7 +16,7 @@ from neuroflux.dashboards import is_loopback
 from neuroflux.dashboards.page import PAGES
 
 ROUTES = list(PAGES)
-FIGURES = {"explorer": 3, "market": 3, "reports": 0}
+FIGURES = {"explorer": 3, "market": 3, "reports": 0, "live": 1}
 # Relative luminance of the page background: near 1 in the light theme, near 0 dark.
 BACKGROUND_LUMINANCE = """() => {
     const [r, g, b] = getComputedStyle(document.body).backgroundColor
