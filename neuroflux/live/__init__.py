@@ -5,7 +5,8 @@
 * :mod:`~neuroflux.live.orders`: orders, fills and the :class:`Exchange` contract;
   :class:`PaperExchange` and :class:`CcxtExchange` implement it.
 * :mod:`~neuroflux.live.feeds`: bars from stored data (:class:`ReplayFeed`) or an
-  exchange (:class:`CcxtFeed`).
+  exchange (:class:`CcxtFeed`, REST polling; :class:`CcxtStreamFeed`, ccxt.pro
+  websocket streams).
 * :mod:`~neuroflux.live.runner`: the cycle per bar, with the agents' pure step
   functions (:mod:`~neuroflux.live.decisions`), the risk gate and circuit breaker
   (:mod:`~neuroflux.live.risk`), and the SQLite :class:`Journal` with its hash-chained
@@ -34,6 +35,7 @@ _EXPORTS = {
     "EventBus": "events",
     "CcxtFeed": "feeds",
     "ReplayFeed": "feeds",
+    "CcxtStreamFeed": "streams",
     "Journal": "journal",
     "verify_audit": "audit",
     "Exchange": "orders",

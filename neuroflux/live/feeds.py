@@ -43,6 +43,7 @@ __all__ = [
     "FeedDataError",
     "FeedGapError",
     "ReplayFeed",
+    "ccxt_bar_event",
     "timeframe_milliseconds",
 ]
 
@@ -362,7 +363,7 @@ class CcxtFeed:
                     f"{symbol}: no {self.timeframe} bar at {_when(wanted)}; the "
                     f"exchange's next bar is at {_when(time)}"
                 )
-            bars.append(_bar_event(symbol, time, row[1:6]))
+            bars.append(ccxt_bar_event(symbol, time, row[1:6]))
         return bars
 
     async def _call(self, method: str, *args, **kwargs):
@@ -401,7 +402,7 @@ def _values(bar: BarEvent) -> tuple[float, ...]:
     return (bar.open, bar.high, bar.low, bar.close, bar.volume)
 
 
-def _bar_event(symbol: str, time: int, values: Sequence[object]) -> BarEvent:
+def ccxt_bar_event(symbol: str, time: int, values: Sequence[object]) -> BarEvent:
     """A bar from ccxt's ``[open, high, low, close, volume]``, values checked."""
     numbers = []
     for column, value in zip(_COLUMNS, values, strict=True):
