@@ -5,6 +5,7 @@ Each app keeps its state in a ``param.Parameterized`` class and is drawn by a th
 dark/light toggle, on loopback unless a password is configured.
 """
 
+from neuroflux.dashboards.live_monitor import LiveMonitor
 from neuroflux.dashboards.server import (
     PASSWORD_VARIABLE,
     DashboardAuthError,
@@ -15,6 +16,7 @@ from neuroflux.dashboards.server import (
 __all__ = [
     "PASSWORD_VARIABLE",
     "DashboardAuthError",
+    "LiveMonitor",
     "is_loopback",
     "serve_dashboards",
 ]

@@ -14,8 +14,9 @@ lives here:
   and hash-chained: ``hash = sha256(prev_hash + canonical_json({seq, time, kind,
   payload}))``, the first ``prev_hash`` being 64 zeros. Every row the journal writes
   to ``orders``, ``fills``, ``cycles``, ``events`` and ``commands`` is audited in its
-  *payload* form (:func:`row_payload`: JSON columns parsed, the strategy state blob by
-  its sha256), in the same transaction.
+  *payload* form (:func:`row_payload`: JSON columns such as a cycle's positions and
+  the prices it marked equity at parsed, the strategy state blob by its sha256), in
+  the same transaction.
 * **Verification.** :func:`verify_audit` recomputes the chain and replays it into the
   rows the tables must hold, so a row edited behind the journal's back is found too,
   not only an edited audit record.
@@ -83,8 +84,8 @@ SCHEMA = {
     ),
     "cycles": (
         "CREATE TABLE cycles (bar_time INTEGER PRIMARY KEY, equity REAL NOT NULL,"
-        " cash REAL NOT NULL, positions TEXT NOT NULL, state BLOB NOT NULL,"
-        " created REAL NOT NULL)"
+        " cash REAL NOT NULL, positions TEXT NOT NULL, prices TEXT NOT NULL,"
+        " state BLOB NOT NULL, created REAL NOT NULL)"
     ),
     "events": (
         "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -196,7 +197,7 @@ def json_safe(value: Any, where: str) -> Any:
 
 def _cycle_payload(row: Any) -> dict[str, Any]:
     """The strategy state blob by its digest: the chain proves it, not repeats it."""
-    return {
+    payload = {
         "bar_time": row["bar_time"],
         "equity": row["equity"],
         "cash": row["cash"],
@@ -204,6 +205,10 @@ def _cycle_payload(row: Any) -> dict[str, Any]:
         "state_sha256": hashlib.sha256(row["state"]).hexdigest(),
         "created": row["created"],
     }
+    # A journal written before cycles recorded their prices has no such column.
+    if "prices" in row.keys():
+        payload["prices"] = json.loads(row["prices"])
+    return payload
 
 
 def _with_data(row: Any) -> dict[str, Any]:

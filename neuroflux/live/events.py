@@ -19,6 +19,7 @@ kind          data
 ``alert``     name, level ("warning"/"critical"), message, value, threshold
 ``breaker``   previous, state, reason
 ``health``    agent, score, errors, isolated
+``status``    the runner's status when it stops, with stopped_by
 ============  ================================================================
 """
 

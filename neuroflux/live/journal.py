@@ -86,12 +86,18 @@ class OrderRecord:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CycleRecord:
-    """A row of ``cycles``: the session after one bar; ``state`` is flax bytes."""
+    """A row of ``cycles``: the session after one bar; ``state`` is flax bytes.
+
+    ``prices`` are the prices per symbol the cycle marked ``equity`` at (the bar's
+    closes): with them a journal is reviewable without the market data. They are
+    None in a journal written before cycles recorded them.
+    """
 
     bar_time: int
     equity: float
     cash: float
     positions: dict[str, float]
+    prices: dict[str, float] | None
     state: bytes
     created: float
 
@@ -210,11 +216,20 @@ class Journal:
         equity: float,
         cash: float,
         positions: dict[str, float],
+        prices: dict[str, float],
         state: bytes,
     ) -> None:
         """Records the session after the bar ``bar_time`` (strategy state as bytes).
 
+        Args:
+            bar_time: The bar's open time (UTC ms).
+            equity, cash: The account after the bar, in the quote currency.
+            positions: Units held per symbol.
+            prices: Price per symbol that ``equity`` was marked at.
+            state: The runner's state (flax msgpack bytes).
+
         Raises:
+            TypeError: ``positions`` or ``prices`` is not a dict, ``state`` not bytes.
             ValueError: ``bar_time`` was already committed or a number is not finite.
         """
         row = _cycle_row(
@@ -222,6 +237,7 @@ class Journal:
             equity=equity,
             cash=cash,
             positions=positions,
+            prices=prices,
             state=state,
             created=time.time(),
         )
@@ -512,25 +528,32 @@ def _cycle_row(
     equity: float,
     cash: float,
     positions: dict[str, float],
+    prices: dict[str, float],
     state: bytes,
     created: float,
 ) -> dict[str, Any]:
     if not isinstance(state, (bytes, bytearray)):
         raise TypeError(f"state must be bytes, got {type(state).__name__}")
-    if not isinstance(positions, dict):
-        raise TypeError(f"positions must be a dict, got {type(positions).__name__}")
-    units = {
-        str(symbol): _finite(amount, f"positions[{symbol!r}]")
-        for symbol, amount in positions.items()
-    }
     return {
         "bar_time": _integer(bar_time, "bar_time"),
         "equity": _finite(equity, "equity"),
         "cash": _finite(cash, "cash"),
-        "positions": audit.canonical_json(units),
+        "positions": _finite_json(positions, "positions"),
+        "prices": _finite_json(prices, "prices"),
         "state": bytes(state),
         "created": created,
     }
+
+
+def _finite_json(values: dict[str, float], name: str) -> str:
+    """``values`` (symbol -> number) as canonical JSON; every number finite."""
+    if not isinstance(values, dict):
+        raise TypeError(f"{name} must be a dict, got {type(values).__name__}")
+    numbers = {
+        str(symbol): _finite(value, f"{name}[{symbol!r}]")
+        for symbol, value in values.items()
+    }
+    return audit.canonical_json(numbers)
 
 
 def _insert_row(
@@ -585,5 +608,7 @@ def _order_record(row: sqlite3.Row) -> OrderRecord:
 def _cycle_record(row: sqlite3.Row) -> CycleRecord:
     values = dict(row)
     values["positions"] = json.loads(values["positions"])
+    # None in a journal written before cycles recorded their prices (no column)
+    values["prices"] = json.loads(values["prices"]) if "prices" in values else None
     values["state"] = bytes(values["state"])
     return CycleRecord(**values)

@@ -27,9 +27,12 @@ it traded, and gives a :class:`SessionReview` of five tables and a summary:
   the bar of the cycle it happened in (events carry wall-clock times only), a level
   and a one-line description.
 
-Bar prices are not in the journal (cycles hold equity, cash and units), so the caller
-gives the closes the session traded (:func:`bar_closes`), as does the session's
-slippage, which lives in its artifact or command line rather than in the journal.
+The journal is reviewable on its own: each cycle records the prices it marked equity
+at (the bar's closes, :func:`journal_closes`) and each start of the runner records
+the session's settings in a ``session`` event, slippage included
+(:func:`journal_slippage`). A caller may still pass the closes
+(:func:`bar_closes`) or the slippage, which then win; a journal written before
+cycles recorded prices needs both passed.
 
 :func:`replay_paper_session` runs a strategy through the real runner against a
 :class:`~neuroflux.live.paper.PaperExchange`: the demo of the review notebook and the
@@ -65,6 +68,8 @@ __all__ = [
     "equity_curve",
     "fill_slippage",
     "incident_table",
+    "journal_closes",
+    "journal_slippage",
     "order_fills",
     "replay_paper_session",
     "review_session",
@@ -72,7 +77,7 @@ __all__ = [
 ]
 
 _SIDE = {"buy": 1.0, "sell": -1.0}
-_INFO_EVENTS = frozenset({"reconciled", "flattened"})
+_INFO_EVENTS = frozenset({"session", "reconciled", "flattened"})
 _BREAKER_LEVELS = {"NORMAL": "info", "WARNING": "warning"}
 _YEAR_MS = 365.25 * 86_400_000
 _FLATTEN_OFFSET = pd.Timedelta(milliseconds=1)
@@ -192,7 +197,13 @@ def _close_at(
             f"closes: order {order} was decided on the {symbol} bar of {bar_time}, "
             f"which the closes (bars {span}) do not hold"
         )
-    return float(closes[symbol].iloc[position])
+    close = float(closes[symbol].iloc[position])
+    if not math.isfinite(close):
+        raise ValueError(
+            f"closes: order {order} was decided on the {symbol} bar of {bar_time}, "
+            f"whose close is {close}"
+        )
+    return close
 
 
 def equity_curve(cycles: pd.DataFrame) -> pd.DataFrame:
@@ -292,6 +303,12 @@ def _detail(kind: str, data: Mapping[str, Any]) -> str:
         return f"{data.get('name')}: {data.get('message')}"
     if kind == "breaker":
         return f"{data.get('previous')} -> {data.get('state')} ({data.get('reason')})"
+    if kind == "session":
+        return (
+            f"{data.get('session')} started on {data.get('exchange')}: "
+            f"{', '.join(data.get('symbols', []))}, fees {data.get('fees')}, "
+            f"slippage {data.get('slippage')}"
+        )
     if kind == "reconciled":
         return (
             f"{len(data.get('orders', []))} unfinished orders reconciled, resumed "
@@ -355,25 +372,88 @@ def _max(values: pd.Series) -> float:
     return float(values.max()) if len(values) else math.nan
 
 
+def journal_closes(
+    cycles: pd.DataFrame, journal: str | Path = "journal"
+) -> pd.DataFrame:
+    """The prices the journaled cycles marked equity at, as closes.
+
+    Args:
+        cycles: The journal's ``cycles`` frame (:meth:`Journal.frames`).
+        journal: The journal's name for the error message.
+
+    Returns:
+        ``[cycles, symbols]`` prices by UTC bar open time (like :func:`bar_closes`).
+
+    Raises:
+        ValueError: The journal was written before cycles recorded prices.
+    """
+    if cycles["prices"].isna().any():
+        raise ValueError(
+            f"journal {journal}: its cycles do not record prices (written before "
+            "neuroflux journaled them); pass closes=bar_closes(bars, symbol) with "
+            "the bars the session traded"
+        )
+    return pd.DataFrame(
+        list(cycles["prices"]), index=cycles["bar_time"], dtype="float64"
+    )
+
+
+def journal_slippage(events: pd.DataFrame, journal: str | Path = "journal") -> float:
+    """The slippage fraction of the session's ``session`` events.
+
+    Args:
+        events: The journal's ``events`` frame (:meth:`Journal.frames`).
+        journal: The journal's name for the error messages.
+
+    Raises:
+        ValueError: No ``session`` event (a journal written before the runner
+            journaled its settings) or starts with different slippages.
+    """
+    sessions = events.loc[events["kind"] == "session", "data"]
+    values = sorted({float(data["slippage"]) for data in sessions})
+    if not values:
+        raise ValueError(
+            f"journal {journal}: no 'session' event records the session's slippage "
+            "(written before the runner journaled its settings); pass slippage= "
+            "the session's slippage fraction"
+        )
+    if len(values) > 1:
+        raise ValueError(
+            f"journal {journal}: the session was started with slippages {values}; "
+            "pass slippage= the one to compare the fills with"
+        )
+    return values[0]
+
+
 def review_session(
-    journal: str | Path, closes: pd.DataFrame, *, slippage: float
+    journal: str | Path,
+    closes: pd.DataFrame | None = None,
+    *,
+    slippage: float | None = None,
 ) -> SessionReview:
     """The review of the session journaled in ``journal``.
 
     Args:
         journal: The session's journal file (it must exist).
-        closes: Closes of the bars the session traded (:func:`bar_closes`).
-        slippage: The session's slippage fraction.
+        closes: Closes of the bars the session traded (:func:`bar_closes`); None:
+            the prices its cycles recorded (:func:`journal_closes`).
+        slippage: The session's slippage fraction; None: the one its ``session``
+            event recorded (:func:`journal_slippage`).
 
     Raises:
         FileNotFoundError: No journal at ``journal``.
-        ValueError: See :func:`fill_slippage`.
+        ValueError: See :func:`fill_slippage`; or ``closes`` or ``slippage`` is
+            None and the journal does not record it (the message says what to pass).
     """
     reader = Journal(journal, create=False)
     try:
         frames = reader.frames()
     finally:
         reader.close()
+    if closes is None:
+        closes = journal_closes(frames["cycles"], journal)
+    if slippage is None:
+        slippage = journal_slippage(frames["events"], journal)
     fills = fill_slippage(frames["fills"], frames["orders"], closes, slippage=slippage)
     equity = equity_curve(frames["cycles"])
     orders = order_fills(frames["orders"], frames["fills"])

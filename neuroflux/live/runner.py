@@ -177,7 +177,8 @@ class Runner:
         ]
 
     def orders(self, limit: int = 100) -> list[dict[str, Any]]:
-        return [dataclasses.asdict(o) for o in self.journal.orders()[-limit:]]
+        latest = self.journal.orders()[-limit:]
+        return [dataclasses.asdict(order) for order in reversed(latest)]  # newest first
 
     def analytics(self) -> dict[str, Any]:
         return self.engine.snapshot() if self.engine else {}
@@ -274,6 +275,19 @@ class Runner:
             "balances": self.balances,
             "resumed_after": self.last_bar_time,
         }
+        config = self.config
+        self.journal.record_event(
+            "session",
+            {
+                "session": config.session,
+                "symbols": list(config.symbols),
+                "fees": config.fees,
+                "slippage": config.slippage,
+                "exchange": self.exchange.name,
+                "limits": dataclasses.asdict(config.limits),
+                "trade_from": config.trade_from,
+            },
+        )
         self.journal.record_event("reconciled", data)
         _log.info("reconciled", orders=len(found), resumed_after=self.last_bar_time)
 
@@ -336,6 +350,7 @@ class Runner:
             equity=self.equity,
             cash=self.balances.get(self.config.quote, 0.0),
             positions=self._units(),
+            prices=dict(self.prices),
             state=self._state_bytes(),
         )
         self._publish(

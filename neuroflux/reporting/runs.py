@@ -27,9 +27,9 @@ import nbformat
 import panel
 import papermill
 import structlog
+from jupyter_client.manager import AsyncKernelManager
 from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
-from jupyter_client.manager import AsyncKernelManager
 
 import neuroflux
 from neuroflux import settings

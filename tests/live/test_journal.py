@@ -66,6 +66,7 @@ def write_session(journal: Journal) -> None:
         equity=1_000.5,
         cash=900.25,
         positions={SYMBOL: 1.5},
+        prices={SYMBOL: 667.0},
         state=b"\x00flax-state\xff",
     )
     journal.record_event("alert", {"name": "drawdown", "value": math.nan})
@@ -87,6 +88,7 @@ def test_round_trips_and_a_fill_recorded_twice_is_stored_once(tmp_path):
         cycle = journal.last_cycle()
         assert cycle.state == b"\x00flax-state\xff" and cycle.positions == {SYMBOL: 1.5}
         assert (cycle.equity, cycle.cash) == (1_000.5, 900.25)
+        assert cycle.prices == {SYMBOL: 667.0}
         assert journal.events("alert")[0].data == {"name": "drawdown", "value": None}
         assert [c.command for c in journal.pending_commands()] == [
             "stop",
@@ -97,9 +99,24 @@ def test_round_trips_and_a_fill_recorded_twice_is_stored_once(tmp_path):
         assert [c.command for c in journal.pending_commands()] == ["reset_breaker"]
         with pytest.raises(ValueError, match="bar_time=60000 already committed"):
             journal.commit_cycle(
-                bar_time=60_000, equity=1.0, cash=1.0, positions={}, state=b""
+                bar_time=60_000,
+                equity=1.0,
+                cash=1.0,
+                positions={},
+                prices={},
+                state=b"",
+            )
+        with pytest.raises(ValueError, match=r"prices\['BTC/USDT'\] must be finite"):
+            journal.commit_cycle(
+                bar_time=120_000,
+                equity=1.0,
+                cash=1.0,
+                positions={},
+                prices={SYMBOL: math.nan},
+                state=b"",
             )
         frames = journal.frames()
+        assert frames["cycles"]["prices"].tolist() == [{SYMBOL: 667.0}]
         assert len(frames["orders"]) == 2 and len(frames["fills"]) == 3
         assert str(frames["cycles"]["bar_time"].dt.tz) == "UTC"
     report = verify_audit(path)
@@ -126,6 +143,10 @@ def delete_audit_record(connection: sqlite3.Connection) -> None:
     connection.execute("DELETE FROM audit WHERE seq = 3")
 
 
+def tamper_cycle_price(connection: sqlite3.Connection) -> None:
+    connection.execute("UPDATE cycles SET prices = '{\"BTC/USDT\":700.0}'")
+
+
 def delete_fill_row(connection: sqlite3.Connection) -> None:
     connection.execute("DELETE FROM fills WHERE trade_id = 't3'")
 
@@ -136,6 +157,11 @@ def delete_fill_row(connection: sqlite3.Connection) -> None:
         (tamper_order_row, "orders['a']: filled=0.5 in the table but 1.0 in audit"),
         (tamper_audit_payload, "audit seq 1 (order): hash does not match"),
         (delete_audit_record, "audit seq 3: missing (records deleted)"),
+        (
+            tamper_cycle_price,
+            "cycles[60000]: prices={'BTC/USDT': 700.0} in the table but "
+            "{'BTC/USDT': 667.0} in audit",
+        ),
         (delete_fill_row, "fills[('b', 't3')]: missing, recorded by audit seq"),
     ],
 )
@@ -191,7 +217,8 @@ with Journal(sys.argv[1]) as journal:
         journal.record_event("tick", {"index": index})
         journal.commit_cycle(
             bar_time=index, equity=1000.0 + index, cash=0.0,
-            positions={"X": index + 1.0}, state=bytes([index % 256]) * 1000,
+            positions={"X": index + 1.0}, prices={"X": 100.0 + index},
+            state=bytes([index % 256]) * 1000,
         )
         index += 1
 """
@@ -220,6 +247,7 @@ def test_kill_9_at_random_moments_leaves_a_consistent_prefix(tmp_path):
             for cycle in cycles:
                 assert cycle.state == bytes([cycle.bar_time % 256]) * 1000
                 assert cycle.positions == {"X": cycle.bar_time + 1.0}
+                assert cycle.prices == {"X": 100.0 + cycle.bar_time}
             orders = journal.orders()
             # Every bar committed has its order closed with its fill; at most the
             # order of the bar the kill interrupted goes beyond.

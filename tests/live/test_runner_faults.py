@@ -32,10 +32,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from exchange_fixtures import CANARY_KEY, CANARY_SECRET, BinanceServer, Fault
+from exchange_fixtures import (
+    CANARY_KEY,
+    CANARY_SECRET,
+    BinanceServer,
+    Fault,
+    binance_exchange,
+)
 from runner_child import PRICE, SYMBOL, flat_feed, make_runner
 
-from neuroflux.live.ccxt_exchange import CcxtExchange, make_ccxt_exchange
+from neuroflux.live.ccxt_exchange import CcxtExchange
 from neuroflux.live.journal import Journal, verify_audit
 
 ORDER_ROUTE = "/api/v3/order"
@@ -55,22 +61,6 @@ def _server() -> BinanceServer:
     server.set_balances(FUNDS)
     server.set_price("BTCUSDT", str(PRICE))
     return server
-
-
-def _exchange(
-    server: BinanceServer, monkeypatch: pytest.MonkeyPatch, timeout_ms: int
-) -> CcxtExchange:
-    monkeypatch.setenv("NEUROFLUX_BINANCE_API_KEY", CANARY_KEY)
-    monkeypatch.setenv("NEUROFLUX_BINANCE_API_SECRET", CANARY_SECRET)
-    return make_ccxt_exchange(
-        "binance",
-        api_url=server.base_url,
-        timeout_ms=timeout_ms,
-        rate_limit=False,
-        retries=25,
-        backoff=0.01,
-        max_backoff=0.1,
-    )
 
 
 def _run(exchange: CcxtExchange, path: Path, bars: int):
@@ -115,7 +105,9 @@ def test_thousand_bars_under_faults_journal_equals_exchange(
     server = _server()
     try:
         server.random_faults(ORDER_ROUTE, 0.2, seed=2024, timeout_delay=0.2)
-        exchange = _exchange(server, monkeypatch, timeout_ms=100)
+        exchange = binance_exchange(
+            server, monkeypatch, timeout_ms=100, retries=25, max_backoff=0.1
+        )
         started = time.perf_counter()
         summary = _run(exchange, tmp_path / "journal.sqlite", bars)
         elapsed = time.perf_counter() - started
@@ -269,7 +261,9 @@ def test_partial_fill_is_journaled_open_then_settled_next_bar(
     server = _server()
     path = tmp_path / "journal.sqlite"
     try:
-        client = _exchange(server, monkeypatch, timeout_ms=2_000).client
+        client = binance_exchange(
+            server, monkeypatch, retries=25, max_backoff=0.1
+        ).client
         exchange = _PartialFirstBar(client, retries=3, backoff=0.01)
         exchange.server = server
         summary = _run(exchange, path, bars=3)

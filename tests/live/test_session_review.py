@@ -93,6 +93,25 @@ def test_paper_session_review_matches_the_journal(bars, tmp_path):
     assert summary["incidents_by_kind"] == kinds
     assert "reconciled" in kinds
 
+    # The journal alone: the cycles' prices as closes, the session event's slippage.
+    (session,) = [json.loads(e["data"]) for e in events if e["kind"] == "session"]
+    assert session == {
+        "session": "sma_cross@replay",
+        "symbols": [SYMBOL],
+        "fees": 0.001,
+        "slippage": SLIPPAGE,
+        "exchange": "paper",
+        "limits": session["limits"] | {"max_drawdown": "inf", "recovery_cycles": 10},
+        "trade_from": None,
+    }
+    alone = review_session(replay.journal)
+    for table in ("fills", "equity", "positions", "orders", "incidents"):
+        pd.testing.assert_frame_equal(getattr(alone, table), getattr(review, table))
+    np.testing.assert_equal(alone.summary, review.summary)
+    # explicit arguments win over the journal's
+    unslipped = review_session(replay.journal, slippage=0.0)
+    assert (unslipped.fills["expected_price"] == review.fills["close"]).all()
+
 
 def test_book_session_has_partial_fills_and_breaker_incidents(bars, tmp_path):
     async def replay_inside_an_event_loop():  # as in a Jupyter kernel
@@ -157,3 +176,16 @@ def test_bad_inputs_are_named(bars, tmp_path):
         review_session(replay.journal, later, slippage=0.0)
     with pytest.raises(ValueError, match="no column for 'SP500/USD'"):
         review_session(replay.journal, bar_closes(bars, "OTHER/USD"), slippage=0.0)
+
+    # A journal from before cycles recorded prices and the runner its settings.
+    connection = sqlite3.connect(replay.journal)
+    with connection:
+        connection.execute("ALTER TABLE cycles DROP COLUMN prices")
+        connection.execute("DELETE FROM events WHERE kind = 'session'")
+    connection.close()
+    closes = bar_closes(bars.iloc[:80], SYMBOL)
+    with pytest.raises(ValueError, match=r"do not record prices.*pass closes=bar_"):
+        review_session(replay.journal)
+    with pytest.raises(ValueError, match=r"no 'session' event.*pass slippage="):
+        review_session(replay.journal, closes)
+    assert len(review_session(replay.journal, closes, slippage=0.0).fills) > 0
