@@ -49,7 +49,7 @@ __all__ = [
     "verify_audit",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cycles record the prices they marked equity at
 _GENESIS_HASH = "0" * 64
 
 
@@ -197,18 +197,15 @@ def json_safe(value: Any, where: str) -> Any:
 
 def _cycle_payload(row: Any) -> dict[str, Any]:
     """The strategy state blob by its digest: the chain proves it, not repeats it."""
-    payload = {
+    return {
         "bar_time": row["bar_time"],
         "equity": row["equity"],
         "cash": row["cash"],
         "positions": json.loads(row["positions"]),
+        "prices": json.loads(row["prices"]),
         "state_sha256": hashlib.sha256(row["state"]).hexdigest(),
         "created": row["created"],
     }
-    # A journal written before cycles recorded their prices has no such column.
-    if "prices" in row.keys():
-        payload["prices"] = json.loads(row["prices"])
-    return payload
 
 
 def _with_data(row: Any) -> dict[str, Any]:

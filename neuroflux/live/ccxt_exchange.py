@@ -382,6 +382,8 @@ def make_ccxt_exchange(
     exchange_id: str,
     *,
     api_url: str | None = None,
+    streams: bool = False,
+    stream_url: str | None = None,
     timeout_ms: int = 10_000,
     key_env: str | None = None,
     rate_limit: bool = True,
@@ -389,12 +391,13 @@ def make_ccxt_exchange(
     backoff: float = 0.05,
     max_backoff: float = 2.0,
 ) -> CcxtExchange:
-    """A :class:`CcxtExchange` on a new ``ccxt.async_support`` client.
+    """A :class:`CcxtExchange` on a new client (:func:`make_market_data_client`).
 
     Args:
         exchange_id: ccxt's id, e.g. ``"binance"``.
-        api_url: Base URL that replaces the host of every API URL (a loopback
-            server, a proxy); None keeps ccxt's.
+        api_url: See :func:`make_market_data_client`.
+        streams: See :func:`make_market_data_client`.
+        stream_url: See :func:`make_market_data_client`.
         timeout_ms: Per-request timeout.
         key_env: Prefix of the credential variables ``{key_env}_API_KEY`` and
             ``{key_env}_API_SECRET``; default ``NEUROFLUX_<EXCHANGE_ID>``.
@@ -412,7 +415,12 @@ def make_ccxt_exchange(
     if missing:
         raise ValueError(f"credentials: environment variable(s) {missing} not set")
     client = make_market_data_client(
-        exchange_id, api_url=api_url, timeout_ms=timeout_ms, rate_limit=rate_limit
+        exchange_id,
+        api_url=api_url,
+        streams=streams,
+        stream_url=stream_url,
+        timeout_ms=timeout_ms,
+        rate_limit=rate_limit,
     )
     client.apiKey, client.secret = os.environ[names[0]], os.environ[names[1]]
     return CcxtExchange(
@@ -424,26 +432,50 @@ def make_market_data_client(
     exchange_id: str,
     *,
     api_url: str | None = None,
+    streams: bool = False,
+    stream_url: str | None = None,
     timeout_ms: int = 10_000,
     rate_limit: bool = True,
 ) -> ccxt_async.Exchange:
-    """A ``ccxt.async_support`` client without credentials: public market data only
-    (a :class:`~neuroflux.live.feeds.CcxtFeed` for a paper session).
+    """A ccxt asyncio client without credentials: public market data only (the feed
+    of a paper session).
+
+    Args:
+        exchange_id: ccxt's id, e.g. ``"binance"``.
+        api_url: Base URL that replaces the host of every REST API URL (a loopback
+            server, a proxy); None keeps ccxt's.
+        streams: A ``ccxt.pro`` client (REST and websocket streams) where ccxt.pro
+            has the exchange; otherwise, or False, a ``ccxt.async_support`` one.
+        stream_url: Base URL (``ws://``, ``wss://``) that replaces the host of every
+            websocket URL of a ``ccxt.pro`` client; None keeps ccxt's.
 
     Raises:
         ValueError: Unknown exchange id.
     """
     if exchange_id not in ccxt_async.exchanges:
         raise ValueError(f"exchange_id: ccxt has no exchange {exchange_id!r}")
-    client = getattr(ccxt_async, exchange_id)(
+    module: Any = ccxt_async
+    if streams:
+        import ccxt.pro  # loads its websocket stack only when asked
+
+        if exchange_id in ccxt.pro.exchanges:
+            module = ccxt.pro
+    client = getattr(module, exchange_id)(
         {
             "timeout": timeout_ms,
             "enableRateLimit": rate_limit,
             "options": dict(_CLIENT_OPTIONS.get(exchange_id, {})),
         }
     )
+    urls = client.urls["api"]
+    websockets = urls.pop("ws", None) if isinstance(urls, dict) else None
     if api_url is not None:
-        client.urls["api"] = _pointed(client.urls["api"], api_url.rstrip("/"))
+        urls = _pointed(urls, api_url.rstrip("/"))
+    if websockets is not None:
+        if stream_url is not None:
+            websockets = _pointed(websockets, stream_url.rstrip("/"))
+        urls["ws"] = websockets
+    client.urls["api"] = urls
     return client
 
 

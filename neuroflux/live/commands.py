@@ -265,6 +265,16 @@ def live_run(
     exchange_url: Annotated[
         str | None, typer.Option(help="Base URL replacing the exchange's API host.")
     ] = None,
+    stream_url: Annotated[
+        str | None,
+        typer.Option(help="Base URL replacing the exchange's websocket host."),
+    ] = None,
+    poll: Annotated[
+        bool, typer.Option(help="Poll REST for bars instead of the websocket stream.")
+    ] = False,
+    warmup_bars: Annotated[
+        int, typer.Option(help="Closed bars the agents see before trading starts.")
+    ] = 500,
     speed: Annotated[
         float | None, typer.Option(help="Replay pace, × real time [default: max].")
     ] = None,
@@ -299,6 +309,9 @@ def live_run(
             data=data,
             exchange=exchange,
             exchange_url=exchange_url,
+            stream_url=stream_url,
+            poll=poll,
+            warmup_bars=warmup_bars,
             speed=speed,
             balance=balance,
             journal=journal,

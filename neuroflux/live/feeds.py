@@ -69,6 +69,10 @@ class Feed(Protocol):
         """One event per symbol for each bar time > ``after``, in time order."""
         ...
 
+    async def close(self) -> None:
+        """Releases what the feed holds (its exchange client's connections)."""
+        ...
+
 
 def timeframe_milliseconds(timeframe: str) -> int:
     """Length of a ccxt timeframe (``"1m"``, ``"4h"``, ``"1d"``) in ms."""
@@ -223,6 +227,9 @@ class ReplayFeed:
         }
         return cls(frames, timeframe=timeframe, speed=speed)
 
+    async def close(self) -> None:
+        """Nothing to release: the bars are in memory."""
+
     async def bars(
         self, after: int | None = None
     ) -> AsyncIterator[tuple[BarEvent, ...]]:
@@ -262,7 +269,7 @@ class CcxtFeed:
     """Closed bars polled from a ccxt asyncio client's ``fetch_ohlcv``.
 
     Args:
-        client: A ``ccxt.async_support`` exchange (the caller closes it).
+        client: A ccxt asyncio exchange (closed by :meth:`close`).
         symbols: ccxt unified symbols.
         timeframe: ccxt timeframe of the bars.
         poll_seconds: Seconds between polls while waiting for the next bar; ``None``:
@@ -301,6 +308,10 @@ class CcxtFeed:
         self.retries, self.backoff_seconds = retries, backoff_seconds
         self.page_size, self.settle_seconds = page_size, settle_seconds
         self._step = timeframe_milliseconds(timeframe)
+
+    async def close(self) -> None:
+        """Closes the client."""
+        await self.client.close()
 
     async def bars(
         self, after: int | None = None

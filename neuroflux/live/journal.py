@@ -89,15 +89,14 @@ class CycleRecord:
     """A row of ``cycles``: the session after one bar; ``state`` is flax bytes.
 
     ``prices`` are the prices per symbol the cycle marked ``equity`` at (the bar's
-    closes): with them a journal is reviewable without the market data. They are
-    None in a journal written before cycles recorded them.
+    closes): with them a journal is reviewable without the market data.
     """
 
     bar_time: int
     equity: float
     cash: float
     positions: dict[str, float]
-    prices: dict[str, float] | None
+    prices: dict[str, float]
     state: bytes
     created: float
 
@@ -608,7 +607,6 @@ def _order_record(row: sqlite3.Row) -> OrderRecord:
 def _cycle_record(row: sqlite3.Row) -> CycleRecord:
     values = dict(row)
     values["positions"] = json.loads(values["positions"])
-    # None in a journal written before cycles recorded their prices (no column)
-    values["prices"] = json.loads(values["prices"]) if "prices" in values else None
+    values["prices"] = json.loads(values["prices"])
     values["state"] = bytes(values["state"])
     return CycleRecord(**values)

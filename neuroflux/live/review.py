@@ -31,8 +31,7 @@ The journal is reviewable on its own: each cycle records the prices it marked eq
 at (the bar's closes, :func:`journal_closes`) and each start of the runner records
 the session's settings in a ``session`` event, slippage included
 (:func:`journal_slippage`). A caller may still pass the closes
-(:func:`bar_closes`) or the slippage, which then win; a journal written before
-cycles recorded prices needs both passed.
+(:func:`bar_closes`) or the slippage, which then win.
 
 :func:`replay_paper_session` runs a strategy through the real runner against a
 :class:`~neuroflux.live.paper.PaperExchange`: the demo of the review notebook and the
@@ -372,27 +371,15 @@ def _max(values: pd.Series) -> float:
     return float(values.max()) if len(values) else math.nan
 
 
-def journal_closes(
-    cycles: pd.DataFrame, journal: str | Path = "journal"
-) -> pd.DataFrame:
+def journal_closes(cycles: pd.DataFrame) -> pd.DataFrame:
     """The prices the journaled cycles marked equity at, as closes.
 
     Args:
         cycles: The journal's ``cycles`` frame (:meth:`Journal.frames`).
-        journal: The journal's name for the error message.
 
     Returns:
         ``[cycles, symbols]`` prices by UTC bar open time (like :func:`bar_closes`).
-
-    Raises:
-        ValueError: The journal was written before cycles recorded prices.
     """
-    if cycles["prices"].isna().any():
-        raise ValueError(
-            f"journal {journal}: its cycles do not record prices (written before "
-            "neuroflux journaled them); pass closes=bar_closes(bars, symbol) with "
-            "the bars the session traded"
-        )
     return pd.DataFrame(
         list(cycles["prices"]), index=cycles["bar_time"], dtype="float64"
     )
@@ -406,15 +393,15 @@ def journal_slippage(events: pd.DataFrame, journal: str | Path = "journal") -> f
         journal: The journal's name for the error messages.
 
     Raises:
-        ValueError: No ``session`` event (a journal written before the runner
-            journaled its settings) or starts with different slippages.
+        ValueError: No ``session`` event (the runner journals one at each start)
+            or starts with different slippages.
     """
     sessions = events.loc[events["kind"] == "session", "data"]
     values = sorted({float(data["slippage"]) for data in sessions})
     if not values:
         raise ValueError(
             f"journal {journal}: no 'session' event records the session's slippage "
-            "(written before the runner journaled its settings); pass slippage= "
+            "(no runner started on it); pass slippage= "
             "the session's slippage fraction"
         )
     if len(values) > 1:
@@ -451,7 +438,7 @@ def review_session(
     finally:
         reader.close()
     if closes is None:
-        closes = journal_closes(frames["cycles"], journal)
+        closes = journal_closes(frames["cycles"])
     if slippage is None:
         slippage = journal_slippage(frames["events"], journal)
     fills = fill_slippage(frames["fills"], frames["orders"], closes, slippage=slippage)

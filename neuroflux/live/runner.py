@@ -70,7 +70,11 @@ class RunnerConfig:
         fees, slippage: As in :class:`~neuroflux.backtest.SimulationParams`; used to
             size orders as the backtest does.
         limits: Risk limits and circuit-breaker thresholds.
-        trade_from: Bars before this open time (UTC ms) only warm the agents up.
+        trade_from: Bars before this open time (UTC ms) only warm the agents up:
+            their decisions are taken, not traded. The first bar at or after it
+            trades to the agents' target, wherever the warm-up left it.
+        warmup_bars: Bars before ``trade_from`` that a fresh session's feed starts
+            with (a resumed session starts after its last committed bar).
         max_bar_delay: Seconds after a bar's expected close before data counts as
             stale (``None``: replay, never stale).
         timeframe_ms: Bar length, for the staleness check.
@@ -83,6 +87,7 @@ class RunnerConfig:
     slippage: float = 0.0
     limits: RiskLimits = dataclasses.field(default_factory=RiskLimits)
     trade_from: int | None = None
+    warmup_bars: int = 0
     max_bar_delay: float | None = None
     timeframe_ms: int = 86_400_000
     max_agent_errors: int = 3
@@ -93,6 +98,19 @@ class RunnerConfig:
             raise ValueError(
                 f"symbols must be BASE/QUOTE with one quote asset; got {self.symbols}"
             )
+        if self.warmup_bars < 0 or (self.warmup_bars and self.trade_from is None):
+            raise ValueError(
+                f"warmup_bars must be >= 0, and given only with trade_from; got "
+                f"{self.warmup_bars} with trade_from={self.trade_from}"
+            )
+
+    @property
+    def first_bar_after(self) -> int | None:
+        """The bar time a fresh session's feed starts after (None: the feed's own)."""
+        if not self.warmup_bars:
+            return None
+        assert self.trade_from is not None
+        return self.trade_from - (self.warmup_bars + 1) * self.timeframe_ms
 
     @property
     def quote(self) -> str:
@@ -199,7 +217,10 @@ class Runner:
             main = asyncio.current_task()
             assert main is not None
             self._main = main
-            async for bars in self.feed.bars(after=self.last_bar_time):
+            after = self.last_bar_time
+            if after is None:
+                after = self.config.first_bar_after
+            async for bars in self.feed.bars(after=after):
                 self._waiting = False
                 await self._cycle(bars)
                 if self._stop is not None or self.breaker.flatten_required:
@@ -322,12 +343,8 @@ class Runner:
         )
         trading = self.config.trade_from is None or bar_time >= self.config.trade_from
         for symbol, target in targets.items():
-            if target is None or target == self.traded[symbol]:
-                continue
-            if trading:
+            if trading and target is not None and target != self.traded[symbol]:
                 errors += await self._trade(symbol, target, bar_time)
-            else:
-                self.traded[symbol] = target
         try:
             self.balances = await self.exchange.fetch_balance()
         except Exception as error:  # marked with the last balances it reported

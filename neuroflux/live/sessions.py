@@ -4,8 +4,11 @@
 
 * **data**: ``--data sp500`` (an embedded sample), ``--data synthetic`` (generated
   bars), or a CSV/Parquet file replays stored bars through the runner as fast as it
-  goes (or ``--speed`` times real time); ``--exchange binance`` polls the exchange's
-  closed bars instead and trades only bars that close after the start.
+  goes (or ``--speed`` times real time); ``--exchange binance`` trades the exchange's
+  bars instead: from its websocket candles (ccxt.pro) where ccxt has them, else (or
+  with ``--poll``) by polling its REST klines. A fresh session first warms its agents
+  up on the ``--warmup-bars`` closed bars before the start, then trades from the bar
+  closing next, taking the position the agents want then.
 * **exchange**: with ``--paper`` a :class:`~neuroflux.live.paper.PaperExchange` whose
   account lives beside the journal (``paper.sqlite``), so a restart resumes it; without
   it the ccxt exchange itself, keys from ``NEUROFLUX_<EXCHANGE>_API_KEY`` and
@@ -33,11 +36,12 @@ from neuroflux.live.artifacts import Artifact
 from neuroflux.live.ccxt_exchange import make_ccxt_exchange, make_market_data_client
 from neuroflux.live.decisions import Agent
 from neuroflux.live.events import EventBus
-from neuroflux.live.feeds import CcxtFeed, ReplayFeed, timeframe_milliseconds
+from neuroflux.live.feeds import CcxtFeed, Feed, ReplayFeed, timeframe_milliseconds
 from neuroflux.live.journal import Journal
 from neuroflux.live.paper import PaperExchange
 from neuroflux.live.risk import RiskLimits
 from neuroflux.live.runner import Runner, RunnerConfig, RunSummary
+from neuroflux.live.streams import CcxtStreamFeed
 
 __all__ = [
     "SessionOptions",
@@ -58,6 +62,9 @@ class SessionOptions:
     data: str | None = None
     exchange: str | None = None
     exchange_url: str | None = None
+    stream_url: str | None = None
+    poll: bool = False
+    warmup_bars: int = 500
     speed: float | None = None
     balance: float = 10_000.0
     journal: Path | None = None
@@ -74,6 +81,8 @@ class SessionOptions:
             )
         if self.exchange is not None and self.data is not None:
             raise ValueError("give --data (replay) or --exchange (its bars), not both")
+        if self.warmup_bars < 0:
+            raise ValueError(f"--warmup-bars must be >= 0; got {self.warmup_bars}")
 
 
 def journal_path(artifact_name: str) -> Path:
@@ -129,18 +138,28 @@ def open_session(artifact: Artifact, options: SessionOptions) -> Runner:
     quote = artifact.symbols[0].partition("/")[2]
     timeframe_ms = timeframe_milliseconds(artifact.timeframe)
     trade_from = max_bar_delay = None
+    warmup_bars = 0
+    feed: Feed
     if options.exchange is None:
         feed = _replay(artifact, options.data, options.speed)
     else:
+        urls = {
+            "api_url": options.exchange_url,
+            "streams": not options.poll,
+            "stream_url": options.stream_url,
+        }
         if options.paper:
-            client = make_market_data_client(
-                options.exchange, api_url=options.exchange_url
-            )
+            client = make_market_data_client(options.exchange, **urls)
         else:
-            market = make_ccxt_exchange(options.exchange, api_url=options.exchange_url)
+            market = make_ccxt_exchange(options.exchange, **urls)
             client = market.client
-        feed = CcxtFeed(client, artifact.symbols, artifact.timeframe)
-        trade_from = int(time.time() * 1e3) - timeframe_ms  # the bar closing next on
+        if not options.poll and client.has.get("watchOHLCV"):
+            feed = CcxtStreamFeed(client, artifact.symbols, artifact.timeframe)
+        else:
+            feed = CcxtFeed(client, artifact.symbols, artifact.timeframe)
+        # from the bar closing next on
+        trade_from = int(time.time() * 1e3) // timeframe_ms * timeframe_ms
+        warmup_bars = options.warmup_bars
         max_bar_delay = 60.0
     if options.paper:
         exchange: Any = PaperExchange(
@@ -158,6 +177,7 @@ def open_session(artifact: Artifact, options: SessionOptions) -> Runner:
         slippage=costs["slippage"],
         limits=RiskLimits.from_dict(dict(artifact.risk)),
         trade_from=trade_from,
+        warmup_bars=warmup_bars,
         max_bar_delay=max_bar_delay,
         timeframe_ms=timeframe_ms,
     )
@@ -190,5 +210,6 @@ async def run_session(runner: Runner, options: SessionOptions) -> RunSummary:
     finally:
         if api is not None:
             await api.cleanup()
+        await runner.feed.close()
         await runner.exchange.close()
         runner.journal.close()

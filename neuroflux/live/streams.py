@@ -67,7 +67,7 @@ class CcxtStreamFeed:
     """Closed bars from ``watch_ohlcv`` streams (see the module docstring).
 
     Args:
-        client: A ``ccxt.pro`` exchange (the caller closes it).
+        client: A ``ccxt.pro`` exchange (closed by :meth:`close`).
         symbols: Distinct ccxt unified symbols.
         timeframe: ccxt timeframe of the bars.
         retries: Consecutive ``ccxt.NetworkError`` retries of ``watch_ohlcv`` (and
@@ -117,6 +117,10 @@ class CcxtStreamFeed:
             max_backoff_seconds,
         )
         self._step = timeframe_milliseconds(timeframe)
+
+    async def close(self) -> None:
+        """Closes the client and its websockets."""
+        await self.client.close()
 
     async def bars(
         self, after: int | None = None

@@ -41,6 +41,7 @@ import ccxt
 INTERVAL_MILLISECONDS = {
     f"{n}{unit}": n * size
     for unit, size, counts in (
+        ("s", 1_000, (1,)),
         ("m", 60_000, (1, 3, 5, 15, 30)),
         ("h", 3_600_000, (1, 2, 4, 6, 8, 12)),
         ("d", 86_400_000, (1, 3)),

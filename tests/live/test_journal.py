@@ -185,7 +185,7 @@ def test_an_unknown_schema_version_is_refused(tmp_path):
     with connection:
         connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     connection.close()
-    with pytest.raises(JournalError, match=r"schema version '99'.*reads version 1"):
+    with pytest.raises(JournalError, match=r"schema version '99'.*reads version 2"):
         Journal(path)
     with pytest.raises(JournalError, match="schema version '99'"):
         verify_audit(path)

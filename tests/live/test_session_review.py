@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from neuroflux.data import load_sample
+from neuroflux.live.journal import JournalError
 from neuroflux.live.paper import OrderBookModel
 from neuroflux.live.review import bar_closes, replay_paper_session, review_session
 from neuroflux.live.risk import RiskLimits
@@ -177,15 +178,21 @@ def test_bad_inputs_are_named(bars, tmp_path):
     with pytest.raises(ValueError, match="no column for 'SP500/USD'"):
         review_session(replay.journal, bar_closes(bars, "OTHER/USD"), slippage=0.0)
 
-    # A journal from before cycles recorded prices and the runner its settings.
+    # A journal whose runner never journaled its settings needs the slippage passed.
     connection = sqlite3.connect(replay.journal)
     with connection:
-        connection.execute("ALTER TABLE cycles DROP COLUMN prices")
         connection.execute("DELETE FROM events WHERE kind = 'session'")
     connection.close()
     closes = bar_closes(bars.iloc[:80], SYMBOL)
-    with pytest.raises(ValueError, match=r"do not record prices.*pass closes=bar_"):
-        review_session(replay.journal)
     with pytest.raises(ValueError, match=r"no 'session' event.*pass slippage="):
         review_session(replay.journal, closes)
     assert len(review_session(replay.journal, closes, slippage=0.0).fills) > 0
+
+    # A journal of version 1 (its cycles without prices) is refused by name.
+    connection = sqlite3.connect(replay.journal)
+    with connection:
+        connection.execute("ALTER TABLE cycles DROP COLUMN prices")
+        connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    connection.close()
+    with pytest.raises(JournalError, match=r"short\.sqlite has schema version '1'"):
+        review_session(replay.journal, closes, slippage=0.0)
