@@ -157,6 +157,7 @@ class Runner:
         )
         self.breaker = CircuitBreaker(config.limits)
         self.traded = dict.fromkeys(config.symbols, 0.0)
+        self._blocked: dict[str, tuple[float, str]] = {}  # (target, breaker state)
         self.balances: dict[str, float] = {}
         self.prices: dict[str, float] = {}
         self.last_bar_time: int | None = None
@@ -414,14 +415,19 @@ class Runner:
             closing = -units if flips else 0.0
             adjusting = gate.units - units - closing
         if not self.breaker.permits(units, units + closing + adjusting):
-            self._incident(
-                "breaker_blocked",
-                symbol=symbol,
-                units=units,
-                wanted=units + closing + adjusting,
-                breaker=self.breaker.state.name,
-            )
+            block = (target, self.breaker.state.name)
+            if self._blocked.get(symbol) != block:  # journaled once, not every bar
+                self._blocked[symbol] = block
+                self._incident(
+                    "breaker_blocked",
+                    symbol=symbol,
+                    target=target,
+                    units=units,
+                    wanted=units + closing + adjusting,
+                    breaker=self.breaker.state.name,
+                )
             return 0
+        self._blocked.pop(symbol, None)
         # Fixed sequences: after a restart the closing order keeps its id even if
         # the re-decided bar no longer needs it, so the opening one never takes it.
         failed = await self._send(symbol, {0: closing, 1: adjusting}, bar_time)

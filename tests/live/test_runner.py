@@ -271,7 +271,9 @@ def test_breaker_halts_then_emergency_flattens_and_stops(sp500, folder):
     frame = sp500.loc["2008"]
     bus = RecordingBus()
     agent = Agent(
-        name="swing", strategy=_alternating_steps((1.0, 0.75, 0.5, 0.25)), params=1.0
+        name="swing",
+        strategy=_alternating_steps((1.0, 0.75, 0.75, 0.5, 0.25)),
+        params=1.0,
     )
     limits = RiskLimits(max_daily_loss=0.03, max_drawdown=0.08, emergency_drawdown=0.15)
     runner = _runner([agent], frame, folder, limits=limits, bus=bus)
@@ -294,6 +296,11 @@ def test_breaker_halts_then_emergency_flattens_and_stops(sp500, folder):
     assert flattened and flattened[-1].data["positions"] == {SYMBOL: 0.0}
 
     assert blocked and {b["breaker"] for b in blocked} <= {"HALTED", "EMERGENCY"}
+    for previous, current in itertools.pairwise(blocked):  # a block journaled once
+        assert (current["target"], current["breaker"]) != (
+            previous["target"],
+            previous["breaker"],
+        )
     for event in blocked:  # only what would grow (or flip) the position is blocked
         units, wanted = event["units"], event["wanted"]
         assert abs(wanted) > abs(units) or units * wanted < 0
