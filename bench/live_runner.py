@@ -53,7 +53,8 @@ from neuroflux.live.events import EventBus
 from neuroflux.live.feeds import ReplayFeed
 from neuroflux.live.journal import Journal
 from neuroflux.live.paper import PaperExchange
-from neuroflux.live.runner import Runner, RunnerConfig
+from neuroflux.live.runner import Runner
+from neuroflux.live.runner_config import RunnerConfig
 from neuroflux.strategies import sma_cross
 from neuroflux.strategies.steps import STEP_STRATEGIES, Bar, run_steps
 from neuroflux.strategies.trend import SmaCrossParams

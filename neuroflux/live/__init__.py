@@ -46,9 +46,9 @@ _EXPORTS = {
     "BreakerState": "risk",
     "CircuitBreaker": "risk",
     "RiskLimits": "risk",
-    "RunSummary": "runner",
+    "RunSummary": "runner_config",
     "Runner": "runner",
-    "RunnerConfig": "runner",
+    "RunnerConfig": "runner_config",
 }
 __all__ = sorted(_EXPORTS, key=str.lower)
 

@@ -12,10 +12,11 @@ Design:
   for the lock instead of failing.
 * **An audit chain.** The schema, the append-only hash-chained ``audit`` table and
   :func:`~neuroflux.live.audit.verify_audit`, which replays the chain against the
-  tables, live in :mod:`neuroflux.live.audit`; this module validates rows, writes them
-  with their audit records and reads them back as records. ``verify_audit``,
-  ``AuditReport``, ``JournalError`` and ``SCHEMA_VERSION`` are re-exported here for
-  the callers that import them from the journal.
+  tables, live in :mod:`neuroflux.live.audit`; the rows and records in
+  :mod:`neuroflux.live.journal_rows`; this module writes rows with their audit
+  records and reads them back as records. ``verify_audit``, ``AuditReport``,
+  ``JournalError``, ``SCHEMA_VERSION`` and the records are re-exported here for the
+  callers that import them from the journal.
 
 Times: ``bar_time`` and fill ``time`` are exchange UTC milliseconds; ``created``,
 ``updated`` and every other ``time`` are wall-clock UTC seconds (like
@@ -26,17 +27,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import math
-import operator
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from neuroflux.live import audit
+from neuroflux.live import audit, journal_rows
 from neuroflux.live.audit import SCHEMA_VERSION, AuditReport, JournalError, verify_audit
+from neuroflux.live.journal_rows import (
+    ORDER_STATUSES,
+    Command,
+    CycleRecord,
+    EventRecord,
+    OrderRecord,
+)
 from neuroflux.live.orders import Fill, Order, OrderRequest
 
 __all__ = [
@@ -53,73 +58,7 @@ __all__ = [
     "verify_audit",
 ]
 
-ORDER_STATUSES = frozenset({"new", "open", "closed", "canceled", "rejected"})
 BUSY_TIMEOUT_S = 5.0
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class OrderRecord:
-    """A row of ``orders``: the order as last recorded, with the bar it was for."""
-
-    client_order_id: str
-    symbol: str
-    side: str
-    amount: float
-    status: str
-    filled: float
-    average: float
-    fee: float
-    exchange_id: str
-    bar_time: int | None
-    created: float
-    updated: float
-
-    def to_request(self) -> OrderRequest:
-        """The request that placed (or will place) this order, for a resend."""
-        return OrderRequest(
-            client_order_id=self.client_order_id,
-            symbol=self.symbol,
-            side=self.side,  # type: ignore[arg-type]
-            amount=self.amount,
-        )
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class CycleRecord:
-    """A row of ``cycles``: the session after one bar; ``state`` is flax bytes.
-
-    ``prices`` are the prices per symbol the cycle marked ``equity`` at (the bar's
-    closes): with them a journal is reviewable without the market data.
-    """
-
-    bar_time: int
-    equity: float
-    cash: float
-    positions: dict[str, float]
-    prices: dict[str, float]
-    state: bytes
-    created: float
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class EventRecord:
-    """A row of ``events`` (alerts, breaker transitions, incidents, reconciliations)."""
-
-    seq: int
-    time: float
-    kind: str
-    data: dict[str, Any]
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Command:
-    """A row of ``commands``: an operator's request to the running session."""
-
-    seq: int
-    time: float
-    command: str
-    data: dict[str, Any]
-    done: bool
 
 
 class Journal:
@@ -184,7 +123,10 @@ class Journal:
             status="new",  # type: ignore[arg-type]
         )
         with self._transaction() as connection:
-            if _fetch_order_row(connection, request.client_order_id) is not None:
+            if (
+                journal_rows.fetch_order_row(connection, request.client_order_id)
+                is not None
+            ):
                 return False
             return self._upsert_order(connection, order, bar_time)
 
@@ -231,7 +173,7 @@ class Journal:
             TypeError: ``positions`` or ``prices`` is not a dict, ``state`` not bytes.
             ValueError: ``bar_time`` was already committed or a number is not finite.
         """
-        row = _cycle_row(
+        row = journal_rows.cycle_row(
             bar_time=bar_time,
             equity=equity,
             cash=cash,
@@ -248,13 +190,13 @@ class Journal:
                 raise ValueError(
                     f"journal {self.path}: cycle bar_time={bar_time} already committed"
                 )
-            _insert_row(connection, "cycles", row)
+            journal_rows.insert_row(connection, "cycles", row)
             audit.audit_row(connection, "cycles", row)
 
     def record_event(self, kind: str, data: dict[str, Any]) -> int:
         """Appends an event (alert, breaker transition, incident, ...); returns seq."""
         with self._transaction() as connection:
-            return _insert_event(connection, kind, data)
+            return journal_rows.insert_event(connection, kind, data)
 
     def request_command(self, command: str, data: dict[str, Any]) -> int:
         """Queues ``command`` (e.g. 'stop' with {'flatten': True}); returns its seq."""
@@ -267,7 +209,7 @@ class Journal:
             "done": 0,
         }
         with self._transaction() as connection:
-            return _insert_sequenced(connection, "commands", row)
+            return journal_rows.insert_sequenced(connection, "commands", row)
 
     def complete_command(self, seq: int) -> None:
         """Marks command ``seq`` done (a second call does nothing).
@@ -315,12 +257,12 @@ class Journal:
     def cycles(self) -> list[CycleRecord]:
         """Committed cycles by bar time."""
         rows = self._select("SELECT * FROM cycles ORDER BY bar_time")
-        return [_cycle_record(row) for row in rows]
+        return [journal_rows.cycle_record(row) for row in rows]
 
     def last_cycle(self) -> CycleRecord | None:
         """The latest committed cycle: where a restarted runner resumes."""
         rows = self._select("SELECT * FROM cycles ORDER BY bar_time DESC LIMIT 1")
-        return _cycle_record(rows[0]) if rows else None
+        return journal_rows.cycle_record(rows[0]) if rows else None
 
     def events(self, kind: str | None = None) -> list[EventRecord]:
         """Journaled events in order (of one kind when ``kind`` is given)."""
@@ -391,14 +333,16 @@ class Journal:
         rows = self._select(
             f"SELECT * FROM orders {where} ORDER BY created, rowid", parameters
         )
-        return [_order_record(row) for row in rows]
+        return [journal_rows.order_record(row) for row in rows]
 
     def _upsert_order(
         self, connection: sqlite3.Connection, order: Order, bar_time: int | None
     ) -> bool:
-        existing = _fetch_order_row(connection, order.client_order_id)
+        existing = journal_rows.fetch_order_row(connection, order.client_order_id)
         now = time.time()
-        row = _order_row(order, bar_time=bar_time, now=now, existing=existing)
+        row = journal_rows.order_row(
+            order, bar_time=bar_time, now=now, existing=existing
+        )
         if existing is not None:
             for field in ("symbol", "side"):
                 if existing[field] != row[field]:
@@ -409,7 +353,7 @@ class Journal:
                     )
             if all(existing[key] == row[key] for key in row if key != "updated"):
                 return False
-        _insert_row(connection, "orders", row, replace=True)
+        journal_rows.insert_row(connection, "orders", row, replace=True)
         audit.audit_row(connection, "orders", row)
         return True
 
@@ -421,192 +365,20 @@ class Journal:
                 f"fill {fill.trade_id} has client_order_id={fill.client_order_id!r}, "
                 f"expected the order's {order.client_order_id!r}"
             )
-        row = _fill_row(fill)
+        row = journal_rows.fill_row(fill)
         previous = connection.execute(
             "SELECT * FROM fills WHERE client_order_id = ? AND trade_id = ?",
             (fill.client_order_id, fill.trade_id),
         ).fetchone()
         if previous is None:
-            _insert_row(connection, "fills", row)
+            journal_rows.insert_row(connection, "fills", row)
             audit.audit_row(connection, "fills", row)
             return True
         if any(previous[key] != row[key] for key in row):
-            _insert_event(
+            journal_rows.insert_event(
                 connection,
                 "fill_conflict",
                 {"journaled": dict(previous), "reported": row},
             )
             return True
         return False
-
-
-# -- rows: validated on the way in, records on the way out ----------------------------
-
-
-def _finite(value: Any, where: str) -> float:
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{where} must be finite, got {value!r}")
-    return number
-
-
-def _nullable(value: Any, where: str) -> float | None:
-    """None for NaN (SQLite would store NaN as NULL anyway); infinities are errors."""
-    number = float(value)
-    return None if math.isnan(number) else _finite(number, where)
-
-
-def _from_nullable(value: float | None) -> float:
-    return math.nan if value is None else value
-
-
-def _integer(value: Any, where: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{where} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{where} must be an integer, got {value!r}") from None
-
-
-def _fetch_order_row(
-    connection: sqlite3.Connection, client_order_id: str
-) -> sqlite3.Row | None:
-    return connection.execute(
-        "SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)
-    ).fetchone()
-
-
-def _order_row(
-    order: Order, *, bar_time: int | None, now: float, existing: sqlite3.Row | None
-) -> dict[str, Any]:
-    where = f"order {order.client_order_id}"
-    if order.status not in ORDER_STATUSES:
-        raise ValueError(
-            f"{where}: status must be one of {sorted(ORDER_STATUSES)}, "
-            f"got {order.status!r}"
-        )
-    if order.side not in ("buy", "sell"):
-        raise ValueError(f"{where}: side must be 'buy' or 'sell', got {order.side!r}")
-    if bar_time is None and existing is not None:
-        bar_time = existing["bar_time"]
-    return {
-        "client_order_id": str(order.client_order_id),
-        "symbol": str(order.symbol),
-        "side": order.side,
-        "amount": _finite(order.amount, f"{where}: amount"),
-        "status": order.status,
-        "filled": _finite(order.filled, f"{where}: filled"),
-        "average": _nullable(order.average, f"{where}: average"),
-        "fee": _nullable(order.fee, f"{where}: fee"),
-        "exchange_id": str(order.exchange_id),
-        "bar_time": None if bar_time is None else _integer(bar_time, "bar_time"),
-        "created": now if existing is None else existing["created"],
-        "updated": now,
-    }
-
-
-def _fill_row(fill: Fill) -> dict[str, Any]:
-    where = f"fill {fill.client_order_id}/{fill.trade_id}"
-    return {
-        "client_order_id": str(fill.client_order_id),
-        "trade_id": str(fill.trade_id),
-        "symbol": str(fill.symbol),
-        "side": fill.side,
-        "amount": _finite(fill.amount, f"{where}: amount"),
-        "price": _finite(fill.price, f"{where}: price"),
-        "fee": _nullable(fill.fee, f"{where}: fee"),
-        "fee_currency": str(fill.fee_currency),
-        "time": _integer(fill.time, f"{where}: time"),
-    }
-
-
-def _cycle_row(
-    *,
-    bar_time: int,
-    equity: float,
-    cash: float,
-    positions: dict[str, float],
-    prices: dict[str, float],
-    state: bytes,
-    created: float,
-) -> dict[str, Any]:
-    if not isinstance(state, (bytes, bytearray)):
-        raise TypeError(f"state must be bytes, got {type(state).__name__}")
-    return {
-        "bar_time": _integer(bar_time, "bar_time"),
-        "equity": _finite(equity, "equity"),
-        "cash": _finite(cash, "cash"),
-        "positions": _finite_json(positions, "positions"),
-        "prices": _finite_json(prices, "prices"),
-        "state": bytes(state),
-        "created": created,
-    }
-
-
-def _finite_json(values: dict[str, float], name: str) -> str:
-    """``values`` (symbol -> number) as canonical JSON; every number finite."""
-    if not isinstance(values, dict):
-        raise TypeError(f"{name} must be a dict, got {type(values).__name__}")
-    numbers = {
-        str(symbol): _finite(value, f"{name}[{symbol!r}]")
-        for symbol, value in values.items()
-    }
-    return audit.canonical_json(numbers)
-
-
-def _insert_row(
-    connection: sqlite3.Connection,
-    table: str,
-    row: dict[str, Any],
-    *,
-    replace: bool = False,
-) -> int:
-    """Inserts ``row`` (column -> value) into ``table``; returns the new rowid."""
-    cursor = connection.execute(
-        "INSERT {}INTO {} ({}) VALUES ({})".format(
-            "OR REPLACE " if replace else "",
-            table,
-            ", ".join(row),
-            ", ".join(f":{key}" for key in row),
-        ),
-        row,
-    )
-    return int(cursor.lastrowid or 0)
-
-
-def _insert_sequenced(
-    connection: sqlite3.Connection, table: str, row: dict[str, Any]
-) -> int:
-    """Inserts into events or commands and audits the row as stored; returns seq."""
-    seq = _insert_row(connection, table, row)
-    stored = connection.execute(
-        f"SELECT * FROM {table} WHERE seq = ?", (seq,)
-    ).fetchone()
-    audit.audit_row(connection, table, stored)
-    return seq
-
-
-def _insert_event(
-    connection: sqlite3.Connection, kind: str, data: dict[str, Any]
-) -> int:
-    if not isinstance(kind, str) or not kind:
-        raise ValueError(f"event kind must be a non-empty string, got {kind!r}")
-    data_text = audit.canonical_json(audit.json_safe(data, f"event {kind} data"))
-    row = {"time": time.time(), "kind": kind, "data": data_text}
-    return _insert_sequenced(connection, "events", row)
-
-
-def _order_record(row: sqlite3.Row) -> OrderRecord:
-    values = dict(row)
-    values["average"] = _from_nullable(values["average"])
-    values["fee"] = _from_nullable(values["fee"])
-    return OrderRecord(**values)
-
-
-def _cycle_record(row: sqlite3.Row) -> CycleRecord:
-    values = dict(row)
-    values["positions"] = json.loads(values["positions"])
-    values["prices"] = json.loads(values["prices"])
-    values["state"] = bytes(values["state"])
-    return CycleRecord(**values)

@@ -58,7 +58,8 @@ from neuroflux.live.feeds import ReplayFeed, timeframe_milliseconds
 from neuroflux.live.journal import Journal
 from neuroflux.live.paper import OrderBookModel, PaperExchange
 from neuroflux.live.risk import RiskLimits
-from neuroflux.live.runner import Runner, RunnerConfig, RunSummary
+from neuroflux.live.runner import Runner
+from neuroflux.live.runner_config import RunnerConfig, RunSummary
 
 __all__ = [
     "PaperReplay",

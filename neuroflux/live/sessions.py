@@ -40,7 +40,8 @@ from neuroflux.live.feeds import CcxtFeed, Feed, ReplayFeed, timeframe_milliseco
 from neuroflux.live.journal import Journal
 from neuroflux.live.paper import PaperExchange
 from neuroflux.live.risk import RiskLimits
-from neuroflux.live.runner import Runner, RunnerConfig, RunSummary
+from neuroflux.live.runner import Runner
+from neuroflux.live.runner_config import RunnerConfig, RunSummary
 from neuroflux.live.streams import CcxtStreamFeed
 
 __all__ = [

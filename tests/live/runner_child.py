@@ -41,7 +41,8 @@ from neuroflux.live.decisions import Agent
 from neuroflux.live.feeds import ReplayFeed
 from neuroflux.live.journal import Journal
 from neuroflux.live.orders import Exchange
-from neuroflux.live.runner import Runner, RunnerConfig
+from neuroflux.live.runner import Runner
+from neuroflux.live.runner_config import RunnerConfig
 from neuroflux.strategies.steps import Bar, StepStrategy
 
 __all__ = ["ALTERNATING", "PRICE", "SESSION", "SYMBOL", "flat_feed", "make_runner"]

@@ -41,7 +41,8 @@ from neuroflux.live.journal import Journal
 from neuroflux.live.orders import BarEvent
 from neuroflux.live.paper import PaperExchange
 from neuroflux.live.risk import RiskLimits
-from neuroflux.live.runner import Runner, RunnerConfig, RunSummary
+from neuroflux.live.runner import Runner
+from neuroflux.live.runner_config import RunnerConfig, RunSummary
 from neuroflux.strategies.positions import Direction
 from neuroflux.strategies.reversion import RsiReversionParams
 from neuroflux.strategies.steps import STEP_STRATEGIES, Bar, StepStrategy, run_steps

@@ -43,7 +43,8 @@ from neuroflux.cli import app
 from neuroflux.live.decisions import Agent
 from neuroflux.live.feeds import ReplayFeed
 from neuroflux.live.journal import Journal
-from neuroflux.live.runner import Runner, RunnerConfig
+from neuroflux.live.runner import Runner
+from neuroflux.live.runner_config import RunnerConfig
 from neuroflux.live.sessions import configure_json_logs
 from neuroflux.strategies.positions import Direction
 from neuroflux.strategies.steps import STEP_STRATEGIES
