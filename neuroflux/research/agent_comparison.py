@@ -1,8 +1,8 @@
 """Agents against buy-and-hold and the best rule strategy, out of sample, after costs.
 
 :func:`compare_agents` chooses the best rule strategy of each family on the training
-period (:func:`~neuroflux.research.agents.best_rules`), trains every agent kind over
-several seeds on the same period, and backtests everything on the test period with
+period (:func:`~neuroflux.research.agent_rules.best_rules`), trains every agent kind
+over several seeds on the same period, and backtests everything on the test period with
 the same costs. The table reports per-seed means and standard deviations of the test
 statistics, the probabilistic Sharpe ratio (PSR, against 0) and the deflated Sharpe
 ratio (DSR), averaged over the seeds that traded, and whether each agent beat the
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from neuroflux import metrics
+from neuroflux.research import agent_rules
 from neuroflux.research import agents as agent_runs
 from neuroflux.research.backtests import BacktestRun, _checked_frame
 
@@ -58,8 +59,8 @@ class AgentComparison:
     runs: Mapping[str, list[BacktestRun]]
     equity: pd.DataFrame
     agents: Mapping[str, agent_runs.TrainedAgent]
-    rules: Mapping[str, agent_runs.RuleChoice]
-    best_rule: agent_runs.RuleChoice
+    rules: Mapping[str, agent_rules.RuleChoice]
+    best_rule: agent_rules.RuleChoice
     verdict: str
 
     def rules_table(self) -> pd.DataFrame:
@@ -118,7 +119,7 @@ def _row(runs: list[BacktestRun], trials: int, trial_variance: float) -> dict:
 
 
 def _verdict(
-    table: pd.DataFrame, kinds: Sequence[str], best_rule: agent_runs.RuleChoice
+    table: pd.DataFrame, kinds: Sequence[str], best_rule: agent_rules.RuleChoice
 ) -> str:
     hold = table.loc[BUY_AND_HOLD, "sharpe_ratio_mean"]
     rule = table.loc[BEST_RULE, "sharpe_ratio_mean"]
@@ -180,8 +181,8 @@ def compare_agents(
         )
     frame = _checked_frame(data)
     start = agent_runs.out_of_sample_start(frame, test_start)
-    rules = agent_runs.best_rules(frame[frame.index < start], commission=commission)
-    chosen = agent_runs.best_rule(rules)
+    rules = agent_rules.best_rules(frame[frame.index < start], commission=commission)
+    chosen = agent_rules.best_rule(rules)
     trials = pd.concat([choice.trials for choice in rules.values()])
     trial_count = len(trials) + len(kinds)
     trial_variance = float(np.var(trials["sharpe_ratio"] / np.sqrt(periods_per_year)))

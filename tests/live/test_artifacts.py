@@ -27,8 +27,8 @@ from neuroflux.live.artifacts import (
     promote,
 )
 from neuroflux.reporting import runs
+from neuroflux.research.agent_rules import RuleChoice
 from neuroflux.research.agents import (
-    RuleChoice,
     agent_bars,
     agent_positions,
     load_agent,

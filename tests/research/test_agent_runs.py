@@ -17,13 +17,12 @@ from neuroflux.backtest import (
 from neuroflux.data import load_sample
 from neuroflux.research import run_backtest
 from neuroflux.research.agent_comparison import compare_agents
+from neuroflux.research.agent_rules import best_rule, best_rules
 from neuroflux.research.agents import (
     AGENT_KINDS,
     agent_bars,
     agent_positions,
     backtest_agent,
-    best_rule,
-    best_rules,
     load_agent,
     save_agent,
     train_agent,
