@@ -1,9 +1,9 @@
 """Walk-forward evaluation of neural forecasters against baselines, after costs.
 
 :func:`evaluate_forecasters` judges the forecasters of :mod:`neuroflux.models` on one
-asset's OHLCV bars; :func:`evaluate_panel_ic` judges them by information coefficient
-on a panel. Both fit everything on the training part of each purged walk-forward fold
-and score it on the fold's test block only.
+asset's OHLCV bars; :func:`~neuroflux.research.panel_ic.evaluate_panel_ic` judges them
+by information coefficient on a panel. Both fit everything on the training part of
+each purged walk-forward fold and score it on the fold's test block only.
 
 Per fold (one asset):
 
@@ -22,12 +22,13 @@ Per fold (one asset):
   s²``, positive as QLIKE requires and free of the exponentials that blow up a
   log-variance model's extrapolations. (For ``horizon=1`` and ``m = 0`` the NLL is
   QLIKE itself, up to constants.)
-* Baselines (:func:`default_baselines`) see the same training samples; for the
-  volatility target the regressions learn ``log y`` and forecast ``exp(pred)`` times
-  Duan's smearing factor, the training mean of ``exp(log y - fitted)``. GARCH(1,1) is
-  fitted on the log returns up to the fold's last training bar and filtered on; its
-  forecast at bar ``t`` uses returns up to ``t`` and is the variance of returns
-  ``t + 1 .. t + horizon``: exactly the target of the sample at ``t``.
+* Baselines (:func:`~neuroflux.research.forecast_inputs.default_baselines`) see the same
+  training samples; for the volatility target the regressions learn ``log y`` and
+  forecast ``exp(pred)`` times Duan's smearing factor, the training mean of
+  ``exp(log y - fitted)``. GARCH(1,1) is fitted on the log returns up to the fold's
+  last training bar and filtered on; its forecast at bar ``t`` uses returns up to
+  ``t`` and is the variance of returns ``t + 1 .. t + horizon``: exactly the target
+  of the sample at ``t``.
 
 Scores:
 
@@ -57,7 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -71,174 +72,30 @@ from neuroflux.data import validate_ohlcv
 from neuroflux.features import returns as feature_returns
 from neuroflux.forecasting import metrics, training, windows
 from neuroflux.forecasting.training import TrainConfig
-from neuroflux.models import forecasters
-from neuroflux.research import forecast_baselines
+from neuroflux.research.forecast_inputs import (
+    TARGETS,
+    Baseline,
+    FoldData,
+    ForecasterSizes,
+    check_choice,
+    default_baselines,
+    model_factory,
+)
 
 __all__ = [
     "MODELS",
-    "TARGETS",
-    "Baseline",
-    "FoldData",
     "ForecastEvaluation",
-    "ForecasterSizes",
-    "PanelICEvaluation",
-    "default_baselines",
     "evaluate_forecasters",
-    "evaluate_panel_ic",
 ]
 
-TARGETS = ("return", "volatility")
 MODELS = ("transformer", "mlp", "linear")
 _VALIDATION_FRACTION = 0.15
 _FEATURE_WARMUP = 33
-_NAIVE_BARS = 20  # bars before every feature column is finite
 _LOSSES = {"return": "mse", "volatility": "qlike"}
 _METRICS = {
     "return": ("mse", "directional_accuracy", "ic", "rank_ic"),
     "volatility": ("qlike", "mse"),
 }
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ForecasterSizes:
-    """Sizes of the networks evaluated (hashable; unknown keys fail).
-
-    Attributes:
-        d_model, heads, layers, ff, dropout: The transformer's
-            (:class:`~neuroflux.models.TransformerForecaster`).
-        hidden: The MLP's hidden widths.
-    """
-
-    d_model: int = 32
-    heads: int = 4
-    layers: int = 2
-    ff: int = 64
-    dropout: float = 0.0
-    hidden: tuple[int, ...] = (64, 64)
-
-
-def _model_factory(
-    name: str, features: int, lookback: int, sizes: ForecasterSizes
-) -> training.ModelFactory:
-    if name == "transformer":
-        return lambda rngs: forecasters.TransformerForecaster(
-            features,
-            lookback=lookback,
-            d_model=sizes.d_model,
-            heads=sizes.heads,
-            layers=sizes.layers,
-            ff=sizes.ff,
-            dropout=sizes.dropout,
-            rngs=rngs,
-        )
-    if name == "mlp":
-        return lambda rngs: forecasters.MLPForecaster(
-            features, lookback=lookback, hidden=sizes.hidden, rngs=rngs
-        )
-    return lambda rngs: forecasters.LinearForecaster(
-        features, lookback=lookback, rngs=rngs
-    )
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class FoldData:
-    """What a baseline sees of one fold.
-
-    Attributes:
-        X_train: Scaled training windows [N, lookback, F].
-        y_train: Their targets [N] (returns or realized variances).
-        X_test: Scaled test windows [M, lookback, F].
-        train_bars: Bar (time) index of each training sample [N].
-        test_bars: Bar (time) index of each test sample [M].
-        log_returns: The asset's log returns [T] (NaN at bar 0); ``None`` for a
-            panel. A forecast at bar ``t`` may read them up to ``t`` only.
-    """
-
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_test: np.ndarray
-    train_bars: np.ndarray
-    test_bars: np.ndarray
-    log_returns: np.ndarray | None = None
-
-
-Baseline = Callable[[FoldData], np.ndarray]
-"""A baseline: one fold's data to forecasts of its test samples [M]."""
-
-
-def _ridge(fold: FoldData) -> np.ndarray:
-    return forecast_baselines.ridge_forecast(fold.X_train, fold.y_train, fold.X_test)
-
-
-def _boosting(fold: FoldData) -> np.ndarray:
-    return forecast_baselines.boosting_forecast(fold.X_train, fold.y_train, fold.X_test)
-
-
-def _zero(fold: FoldData) -> np.ndarray:
-    return forecast_baselines.zero_forecast(fold.X_test)
-
-
-def _log_variance(forecast: Callable) -> Baseline:
-    """A regression of ``log y``, back to a variance with the log-normal mean."""
-
-    def baseline(fold: FoldData) -> np.ndarray:
-        log_y = np.log(fold.y_train)
-        fitted = forecast(fold.X_train, log_y, fold.X_train)
-        residual_variance = np.mean((log_y - fitted) ** 2)
-        return np.exp(
-            forecast(fold.X_train, log_y, fold.X_test) + residual_variance / 2
-        )
-
-    return baseline
-
-
-def _naive_variance(horizon: int) -> Baseline:
-    """``horizon`` times the mean squared return of the last 20 bars, up to the bar.
-
-    A 20-bar window rather than the last ``horizon`` bars alone: a single unchanged
-    close would make that forecast 0, which QLIKE cannot score.
-    """
-
-    def baseline(fold: FoldData) -> np.ndarray:
-        squares = fold.log_returns**2
-        lags = range(_NAIVE_BARS)
-        return horizon * np.mean([squares[fold.test_bars - lag] for lag in lags], 0)
-
-    return baseline
-
-
-def _garch(horizon: int) -> Baseline:
-    """GARCH(1,1) fitted up to the last training bar, forecast at each test bar."""
-
-    def baseline(fold: FoldData) -> np.ndarray:
-        last_train = int(fold.train_bars.max())
-        # log_returns[1:] drops bar 0's NaN: position j holds bar j + 1, so fitting
-        # on the first `last_train` positions uses the returns of bars 1..last_train,
-        # and forecast k is made at bar last_train + k.
-        forecast = forecast_baselines.garch_variance_forecast(
-            fold.log_returns[1:], last_train, horizon
-        )
-        return forecast[fold.test_bars - last_train]
-
-    return baseline
-
-
-def default_baselines(target: str, horizon: int = 1) -> dict[str, Baseline]:
-    """The baselines of a target: what a forecaster must beat.
-
-    Returns: ``zero``, ``ridge``, ``boosting``. Volatility: ``naive`` (``horizon``
-    times the last 20 bars' mean squared return), ``ridge`` and ``boosting`` on the log
-    variance (see the module notes) and ``garch``.
-    """
-    _check_choice(target, TARGETS, "target")
-    if target == "return":
-        return {"zero": _zero, "ridge": _ridge, "boosting": _boosting}
-    return {
-        "naive": _naive_variance(horizon),
-        "ridge": _log_variance(forecast_baselines.ridge_forecast),
-        "boosting": _log_variance(forecast_baselines.boosting_forecast),
-        "garch": _garch(horizon),
-    }
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -322,21 +179,16 @@ def _verdict(target: str, dm_tests: pd.DataFrame) -> str:
     )
 
 
-def _check_choice(value, valid: Sequence[str], name: str) -> None:
-    if value not in valid:
-        raise ValueError(f"{name}: expected one of {tuple(valid)}, got {value!r}")
-
-
-def _check_models(models: Sequence[str]) -> tuple[str, ...]:
+def check_models(models: Sequence[str]) -> tuple[str, ...]:
     models = tuple(models)
     for name in models:
-        _check_choice(name, MODELS, "models")
+        check_choice(name, MODELS, "models")
     if len(set(models)) != len(models):
         raise ValueError(f"models: each at most once, got {models}")
     return models
 
 
-def _split_samples(times: np.ndarray, split, horizon: int):
+def split_samples(times: np.ndarray, split, horizon: int):
     """Boolean masks (train, validation, test) over samples at ``times``."""
     span = np.asarray(split.train)
     validation_start = span[int(len(span) * (1 - _VALIDATION_FRACTION))]
@@ -350,7 +202,7 @@ def _split_samples(times: np.ndarray, split, horizon: int):
     return train, validation, test
 
 
-def _train_networks(
+def train_networks(
     models: Sequence[str],
     X_train: np.ndarray,
     z_train: np.ndarray,
@@ -371,7 +223,7 @@ def _train_networks(
     as_input = functools.partial(jnp.asarray, dtype=jnp.float32)
     out = {}
     for name in models:
-        factory = _model_factory(name, X_train.shape[2], X_train.shape[1], sizes)
+        factory = model_factory(name, X_train.shape[2], X_train.shape[1], sizes)
         results = training.train_seeds(
             factory,
             as_input(X_train),
@@ -388,7 +240,7 @@ def _train_networks(
     return out
 
 
-def _column(model: str, seed: int) -> str:
+def column(model: str, seed: int) -> str:
     return f"{model}/seed={seed}"
 
 
@@ -416,7 +268,7 @@ def _losses(target: str, forecast: np.ndarray, actual: np.ndarray) -> np.ndarray
     return (forecast - actual) ** 2
 
 
-def _summaries(
+def summaries(
     per_column: Mapping[str, Mapping[str, float]],
     models: Sequence[str],
     baselines: Sequence[str],
@@ -428,7 +280,7 @@ def _summaries(
         rows[name] = {f"{k}_mean": v for k, v in per_column[name].items()}
         rows[name] |= {f"{k}_std": np.nan for k in per_column[name]}
     for name in models:
-        table = pd.DataFrame([per_column[_column(name, seed)] for seed in seeds])
+        table = pd.DataFrame([per_column[column(name, seed)] for seed in seeds])
         rows[name] = {f"{k}_mean": table[k].mean() for k in table}
         rows[name] |= {f"{k}_std": table[k].std() for k in table}
     frame = pd.DataFrame.from_dict(rows, orient="index")
@@ -454,7 +306,7 @@ def _dm_tests(
     baseline_losses = losses(predictions[baseline])
     rows = {}
     for name in models:
-        ensemble = predictions[[_column(name, seed) for seed in seeds]].mean(axis=1)
+        ensemble = predictions[[column(name, seed) for seed in seeds]].mean(axis=1)
         model_losses = losses(ensemble)
         statistic, p_value = metrics.diebold_mariano(
             model_losses, baseline_losses, horizon
@@ -531,7 +383,7 @@ def _backtests(
         column: {"sharpe_ratio": float(s), "return_pct": float(r)}
         for column, s, r in zip(positions.columns, sharpe, total, strict=True)
     }
-    return _summaries(per_column, models, [*baselines, "buy_and_hold"], seeds)
+    return summaries(per_column, models, [*baselines, "buy_and_hold"], seeds)
 
 
 def evaluate_forecasters(
@@ -574,7 +426,8 @@ def evaluate_forecasters(
         seeds: Seeds of every network.
         config: Training settings (``TrainConfig()`` if ``None``).
         sizes: Network sizes (``ForecasterSizes()`` if ``None``).
-        baselines: Name to :data:`Baseline`; ``None``: :func:`default_baselines`.
+        baselines: Name to :data:`Baseline`; ``None``:
+            :func:`~neuroflux.research.forecast_inputs.default_baselines`.
         progress: Show a tqdm bar over the folds (stderr).
         commission: Proportional fee per order of the backtests.
         position_scale: ``k`` of the return positions ``mean / (k * scale)``.
@@ -590,8 +443,8 @@ def evaluate_forecasters(
             the argument), or no baseline.
         DataValidationError: Bad OHLCV data (naming the row and column).
     """
-    _check_choice(target, TARGETS, "target")
-    models = _check_models(models)
+    check_choice(target, TARGETS, "target")
+    models = check_models(models)
     seeds = tuple(int(seed) for seed in seeds)
     config = TrainConfig() if config is None else config
     sizes = ForecasterSizes() if sizes is None else sizes
@@ -629,11 +482,11 @@ def evaluate_forecasters(
     )
     splits = splits[-folds:] if folds else splits
     columns = {name: [] for name in ["actual", *baselines]}
-    columns |= {_column(m, s): [] for m in models for s in seeds}
-    scales = {_column(m, s): [] for m in models for s in seeds}
+    columns |= {column(m, s): [] for m in models for s in seeds}
+    scales = {column(m, s): [] for m in models for s in seeds}
     records, test_span = [], []
     for split in tqdm(splits, desc="folds", unit="fold", disable=not progress):
-        train_mask, validation_mask, test_mask = _split_samples(
+        train_mask, validation_mask, test_mask = split_samples(
             sample_bars, split, horizon
         )
         scaler = windows.fit_scaler(X[train_mask])
@@ -648,7 +501,7 @@ def evaluate_forecasters(
         )
         test_span.append(np.asarray(split.test))
         z = np.sqrt(y) if target == "volatility" else y
-        networks = _train_networks(
+        networks = train_networks(
             models,
             scaled[train_mask],
             z[train_mask],
@@ -663,8 +516,8 @@ def evaluate_forecasters(
             if target == "volatility":
                 mean = mean**2 + scale**2
             for row, seed in enumerate(seeds):
-                columns[_column(name, seed)].append(mean[row])
-                scales[_column(name, seed)].append(scale[row])
+                columns[column(name, seed)].append(mean[row])
+                scales[column(name, seed)].append(scale[row])
         fold = FoldData(
             scaled[train_mask],
             y[train_mask],
@@ -704,7 +557,7 @@ def evaluate_forecasters(
         seeds=seeds,
         predictions=predictions,
         positions=positions,
-        metrics=_summaries(per_column, models, baselines, seeds),
+        metrics=summaries(per_column, models, baselines, seeds),
         dm_tests=_dm_tests(target, predictions, models, baselines, seeds, horizon),
         backtests=_backtests(
             close[test_bars],
@@ -717,138 +570,4 @@ def evaluate_forecasters(
         ),
         folds=records,
         excluded_bars=frame.index[excluded],
-    )
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class PanelICEvaluation:
-    """Per-period information coefficients of forecasts on a panel's test periods.
-
-    Attributes:
-        ic: Pearson IC across assets, a row per test period and a column per
-            baseline and per network and seed.
-        rank_ic: Spearman rank IC, the same layout.
-        summary: A row per network and baseline: ``ic``, ``rank_ic`` (means over
-            periods) and ``icir``, as ``_mean``/``_std`` over seeds.
-    """
-
-    ic: pd.DataFrame
-    rank_ic: pd.DataFrame
-    summary: pd.DataFrame
-
-
-def evaluate_panel_ic(
-    features: np.ndarray,
-    returns: np.ndarray,
-    *,
-    lookback: int = 1,
-    train: int = 500,
-    test: int = 250,
-    embargo: int = 0,
-    models: Sequence[str] = ("linear",),
-    seeds: Sequence[int] = (0,),
-    config: TrainConfig | None = None,
-    sizes: ForecasterSizes | None = None,
-    baselines: Mapping[str, Baseline] | None = None,
-    progress: bool = True,
-) -> PanelICEvaluation:
-    """Walk-forward IC evaluation of networks and baselines on a panel.
-
-    Samples are :func:`~neuroflux.forecasting.make_panel_windows` of all assets; the
-    folds, the validation split and the scaling are those of
-    :func:`evaluate_forecasters` over the time axis, with ``horizon = 1`` (``returns``
-    are the forward returns aligned with the features, as
-    :func:`~neuroflux.forecasting.planted_signal_panel` draws them). Networks forecast
-    the standardised returns; IC and rank IC are cross-sectional, per test period
-    (:func:`~neuroflux.forecasting.information_coefficient`), ICIR their mean over
-    standard deviation (:func:`~neuroflux.forecasting.icir`).
-
-    Args:
-        features: Per-period features [T, A, F].
-        returns: Forward returns [T, A].
-        lookback: Periods per window.
-        train, test, embargo: Fold layout, as :func:`evaluate_forecasters`.
-        models: Networks among :data:`MODELS`.
-        seeds: Seeds of every network.
-        config: Training settings (``TrainConfig()`` if ``None``).
-        sizes: Network sizes (``ForecasterSizes()`` if ``None``).
-        baselines: Name to :data:`Baseline` (``log_returns`` is ``None``); ``None``:
-            ridge regression.
-        progress: Show a tqdm bar over the folds (stderr).
-
-    Returns:
-        The :class:`PanelICEvaluation`.
-    """
-    models = _check_models(models)
-    seeds = tuple(int(seed) for seed in seeds)
-    config = TrainConfig() if config is None else config
-    sizes = ForecasterSizes() if sizes is None else sizes
-    baselines = dict({"ridge": _ridge} if baselines is None else baselines)
-    X, y, times, assets = windows.make_panel_windows(features, returns, lookback)
-    n_times, n_assets = np.shape(returns)
-    splits = windows.purged_walk_forward(
-        n_times, train, test, horizon=1, lookback=lookback, embargo=embargo
-    )
-    names = [*baselines, *(_column(m, s) for m in models for s in seeds)]
-    grids = {name: np.full((n_times, n_assets), np.nan) for name in names}
-    test_times = []
-    for split in tqdm(splits, desc="folds", unit="fold", disable=not progress):
-        train_mask, validation_mask, test_mask = _split_samples(times, split, 1)
-        scaler = windows.fit_scaler(X[train_mask])
-        scaled = np.asarray(scaler.transform(X))
-        cells = (times[test_mask], assets[test_mask])
-        networks = _train_networks(
-            models,
-            scaled[train_mask],
-            y[train_mask],
-            scaled[validation_mask],
-            y[validation_mask],
-            scaled[test_mask],
-            seeds=seeds,
-            config=config,
-            sizes=sizes,
-        )
-        for name, (mean, _) in networks.items():
-            for row, seed in enumerate(seeds):
-                grids[_column(name, seed)][cells] = mean[row]
-        fold = FoldData(
-            scaled[train_mask],
-            y[train_mask],
-            scaled[test_mask],
-            times[train_mask],
-            times[test_mask],
-        )
-        for name, baseline in baselines.items():
-            grids[name][cells] = baseline(fold)
-        test_times.append(np.unique(times[test_mask]))
-    periods = np.concatenate(test_times)
-    actual = np.asarray(returns, np.float64)[periods]
-    ic = pd.DataFrame(
-        {
-            name: np.asarray(metrics.information_coefficient(grid[periods], actual))
-            for name, grid in grids.items()
-        },
-        index=pd.Index(periods, name="period"),
-    )
-    rank_ic = pd.DataFrame(
-        {
-            name: np.asarray(
-                metrics.rank_information_coefficient(grid[periods], actual)
-            )
-            for name, grid in grids.items()
-        },
-        index=ic.index,
-    )
-    per_column = {
-        name: {
-            "ic": float(np.nanmean(ic[name])),
-            "rank_ic": float(np.nanmean(rank_ic[name])),
-            "icir": float(metrics.icir(ic[name].to_numpy())),
-        }
-        for name in names
-    }
-    return PanelICEvaluation(
-        ic=ic,
-        rank_ic=rank_ic,
-        summary=_summaries(per_column, models, baselines, seeds),
     )

@@ -24,12 +24,9 @@ from neuroflux.forecasting import (
     make_windows,
     planted_signal_panel,
 )
-from neuroflux.research.forecasts import (
-    ForecasterSizes,
-    default_baselines,
-    evaluate_forecasters,
-    evaluate_panel_ic,
-)
+from neuroflux.research.forecast_inputs import ForecasterSizes, default_baselines
+from neuroflux.research.forecasts import evaluate_forecasters
+from neuroflux.research.panel_ic import evaluate_panel_ic
 
 LOOKBACK, HORIZON, SEEDS = 10, 1, (0, 1)
 SMALL = {
