@@ -1,9 +1,12 @@
-"""The line every benchmark prints first: the machine and the versions it measured."""
+"""What every benchmark shares: the line it prints first (the machine and the versions
+it measured) and the best-of-N timing of a JAX call."""
 
 from __future__ import annotations
 
 import os
 import platform
+import time
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -30,3 +33,13 @@ def describe_machine(**peers: str) -> str:
         f"numpy {np.__version__}, python {platform.python_version()}, "
         f"neuroflux {neuroflux.__version__}, float64"
     )
+
+
+def best_time(function: Callable[[], object], repeats: int = 3) -> float:
+    """The fastest of ``repeats`` calls, in seconds, each waited for to finish."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(function())
+        times.append(time.perf_counter() - start)
+    return min(times)

@@ -16,12 +16,11 @@ every column are checked to be identical bit for bit. Ratio = vectorbt / neurofl
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import jax
 import numpy as np
 import vectorbt as vbt
-from _machine import describe_machine
+from _machine import best_time, describe_machine
 
 from neuroflux import backtest
 
@@ -38,15 +37,6 @@ def make_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     entries = rng.random((BARS, COLUMNS)) < DENSITY
     exits = rng.random((BARS, COLUMNS)) < DENSITY
     return close, entries, exits
-
-
-def best_time(function: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(function())
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def machine() -> str:

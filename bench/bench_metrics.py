@@ -18,7 +18,7 @@ from collections.abc import Callable
 import empyrical
 import jax
 import numpy as np
-from _machine import describe_machine
+from _machine import best_time, describe_machine
 
 from neuroflux import metrics
 
@@ -96,15 +96,6 @@ def make_data() -> tuple[np.ndarray, np.ndarray]:
     factor = rng.normal(0.0004, 0.01, LENGTH)
     returns = drift + scale * shocks + rng.uniform(0, 1, (NUM_SERIES, 1)) * factor
     return np.clip(returns, -0.9, None), factor
-
-
-def best_time(function: Callable[[], object], repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(function())
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def time_neuroflux(function, returns, factor) -> tuple[float, float]:

@@ -69,23 +69,12 @@ def run_backtesting_py():
     return time.perf_counter() - start, stats, heatmap
 
 
-def best_time(function, repeats: int) -> float:
-    import jax
-
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(function())
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     peer_time, peer_stats, heatmap = run_backtesting_py()
 
     import jax
     import jax.numpy as jnp
-    from _machine import describe_machine
+    from _machine import best_time, describe_machine
 
     from neuroflux import strategies
     from neuroflux.backtest import Bars, SimulationConfig, SimulationParams, sweeps

@@ -44,7 +44,7 @@ import aiohttp
 import jax
 import numpy as np
 import structlog
-from _machine import describe_machine
+from _machine import best_time, describe_machine
 
 from neuroflux.backtest import Bars, SimulationConfig, SimulationParams, simulate
 from neuroflux.live.analytics import AnalyticsEngine
@@ -122,15 +122,6 @@ def _replay(feed, root: str, profile=None, **options) -> tuple[float, int, int]:
 _last: list[Runner | None] = [None]  # the last runner, for the direct timings
 
 
-def _best(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(function())
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def _engine_rates(close: np.ndarray) -> dict[str, tuple[float, float]]:
     """Bars/s and first-call seconds of the scan, the backtest and the Python loop."""
     step = STEP_STRATEGIES["sma_cross"]
@@ -167,7 +158,7 @@ def _engine_rates(close: np.ndarray) -> dict[str, tuple[float, float]]:
         start = time.perf_counter()
         jax.block_until_ready(function())
         first = time.perf_counter() - start
-        seconds = _best(function, 3 if count else 7)
+        seconds = best_time(function, 3 if count else 7)
         rates[name] = (min(count or len(close), len(close)) / seconds, first)
     return rates
 
