@@ -267,7 +267,11 @@ async def _events(request: web.Request) -> web.WebSocketResponse:
     # Subscribed before the handshake: the client sees every event published
     # after its connection is open.
     stream = request.app[_BUS].subscribe()
-    await socket.prepare(request)
+    try:
+        await socket.prepare(request)
+    except BaseException:  # not a websocket handshake: no subscriber left behind
+        await stream.aclose()
+        raise
     writer = asyncio.ensure_future(_forward(stream, socket))
     request.app[_SOCKETS].add(socket)
     reader = asyncio.ensure_future(_drain(socket))

@@ -28,10 +28,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-__all__ = ["Event", "EventBus", "SubscriberTooSlow"]
+__all__ = ["Event", "EventBus", "SubscriberTooSlow", "Subscription"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -73,11 +72,12 @@ class EventBus:
             else:
                 queue.put_nowait(event)
 
-    def subscribe(self) -> AsyncIterator[Event]:
+    def subscribe(self) -> Subscription:
         """Events published from the moment of this call, until the caller stops.
 
         The subscription is registered before the first ``await``, so nothing
-        published between this call and the first iteration is missed.
+        published between this call and the first iteration is missed; the caller
+        ends it with ``aclose()``, started or not.
 
         Raises:
             SubscriberTooSlow: (while iterating) the caller fell ``capacity`` events
@@ -85,18 +85,26 @@ class EventBus:
         """
         queue: asyncio.Queue[Event | None] = asyncio.Queue(self.capacity + 1)
         self._queues.add(queue)
-        return self._receive(queue)
+        return Subscription(self, queue)
 
-    async def _receive(
-        self, queue: asyncio.Queue[Event | None]
-    ) -> AsyncIterator[Event]:
-        try:
-            while True:
-                event = await queue.get()
-                if event is None:
-                    raise SubscriberTooSlow(
-                        f"subscriber fell {self.capacity} events behind"
-                    )
-                yield event
-        finally:
-            self._queues.discard(queue)
+
+class Subscription:
+    """One subscriber's events from an :class:`EventBus` (an async iterator)."""
+
+    def __init__(self, bus: EventBus, queue: asyncio.Queue[Event | None]) -> None:
+        self._bus, self._queue = bus, queue
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self._queue.get()
+        if event is None:
+            raise SubscriberTooSlow(
+                f"subscriber fell {self._bus.capacity} events behind"
+            )
+        return event
+
+    async def aclose(self) -> None:
+        """Unsubscribes (a second call does nothing)."""
+        self._bus._queues.discard(self._queue)

@@ -251,6 +251,10 @@ def test_every_route_metrics_and_event_stream() -> None:
                         await asyncio.sleep(0)
                 received = [await socket.receive_json() for _ in events]
                 assert received == [event.to_json() for event in events]
+            # A plain GET (no websocket upgrade) is refused and leaves no subscriber.
+            async with client.get("/api/events") as response:
+                assert response.status >= 400
+            assert bus.subscribers == 0
         await runner.cleanup()
         assert bus.subscribers == 0
 
