@@ -48,6 +48,8 @@ from typing import Any
 import neuroflux
 from neuroflux import settings
 from neuroflux.live.promotion_sources import read_source
+from neuroflux.live.risk import RiskLimits
+from neuroflux.live.runner_config import RunnerConfig
 from neuroflux.strategies.steps import StepStrategy
 
 __all__ = [
@@ -187,7 +189,9 @@ def promote(
             or the folder name (agent).
         symbols: Markets to trade, at least one.
         timeframe: Bar length, e.g. ``"1d"``.
-        risk: Risk limits by name (numbers), stored as given.
+        risk: Risk limits by name (numbers), checked by
+            :meth:`RiskLimits.from_dict <neuroflux.live.risk.RiskLimits.from_dict>`
+            as ``live run`` will, and stored as given.
         fees: Proportional fee per order the runner assumes.
         slippage: Fraction added to buys and taken from sells.
         data: The data the source was evaluated on (``sample:NAME``, a bare sample
@@ -208,7 +212,7 @@ def promote(
     market = {
         "symbols": _checked_symbols(symbols),
         "timeframe": _checked_timeframe(timeframe),
-        "risk": _checked_numbers("risk", risk or {}),
+        "risk": _checked_risk(risk or {}),
         "costs": _checked_numbers("costs", {"fees": fees, "slippage": slippage}),
     }
     for key in ("fees", "slippage"):
@@ -423,7 +427,20 @@ def _checked_symbols(symbols: Sequence[str]) -> list[str]:
             raise ValueError(f"symbols: expected names like 'BTC/USDT'; got {symbol!r}")
     if len(set(symbols)) != len(symbols):
         raise ValueError(f"symbols: {list(symbols)} repeats a symbol")
+    # The runner's own rule (BASE/QUOTE, one quote asset), called rather than copied
+    # so that a promoted version can run; the other fields keep their defaults.
+    RunnerConfig(session="promote", symbols=tuple(symbols))
     return list(symbols)
+
+
+def _checked_risk(risk: Mapping[str, Any]) -> dict[str, float]:
+    """``risk`` as given, once ``live run`` would accept it (known fields, in range)."""
+    checked = _checked_numbers("risk", risk)
+    try:
+        RiskLimits.from_dict(dict(checked))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"risk: {error}") from None
+    return checked
 
 
 def _checked_timeframe(timeframe: str) -> str:

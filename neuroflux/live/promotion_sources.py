@@ -120,14 +120,14 @@ def _report_origin(folder: Path, data: str | None) -> Origin:
     for file in _REPORT_FILES:
         if not (folder / file).is_file():
             raise ValueError(f"{folder}: {file} is missing; {_PROMOTABLE}")
-    run = json.loads((folder / "run.json").read_text())
+    run = _read_json(folder / "run.json", expect=dict)
     if run.get("status") != "ok":
         raise ValueError(
             f"{folder}: the run failed ({run.get('error')}); only a run with status "
             "ok is promotable"
         )
     parameters, unreadable = _notebook_defaults(folder / "notebook.ipynb")
-    parameters |= json.loads((folder / "parameters.json").read_text())
+    parameters |= _read_json(folder / "parameters.json", expect=dict)
     needed = [key for key in ("strategy", "params") if key not in parameters]
     if needed:
         unread = [key for key in needed if key in unreadable]
@@ -151,7 +151,7 @@ def _report_origin(folder: Path, data: str | None) -> Origin:
         },
         "data": spec,
         "data_hash": _data_hash(frame),
-        "metrics": json.loads((folder / "metrics.json").read_text()),
+        "metrics": _read_json(folder / "metrics.json", expect=dict),
     }
     return Origin(
         name=strategy,
@@ -162,11 +162,30 @@ def _report_origin(folder: Path, data: str | None) -> Origin:
     )
 
 
+def _read_json(path: Path, expect: type | None = None) -> Any:
+    """The JSON document in ``path``, of type ``expect`` when given.
+
+    Raises:
+        ValueError: The file is not JSON (truncated, say) or not an ``expect``; the
+            message names the file and what was expected.
+    """
+    try:
+        document = json.loads(path.read_text())
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path}: expected a JSON document; {error}") from None
+    if expect is not None and not isinstance(document, expect):
+        what = "a JSON object (a mapping)" if expect is dict else expect.__name__
+        raise ValueError(
+            f"{path}: expected {what}, got {type(document).__name__} {document!r:.80}"
+        )
+    return document
+
+
 def _notebook_defaults(path: Path) -> tuple[dict[str, Any], set[str]]:
     """Literal values of the ``parameters`` cell, and the names that are not literal."""
     import ast
 
-    notebook = json.loads(path.read_text())
+    notebook = _read_json(path, expect=dict)
     values: dict[str, Any] = {}
     unreadable: set[str] = set()
     for cell in notebook.get("cells", []):
@@ -196,7 +215,7 @@ def _agent_origin(
     from neuroflux.research import agents
 
     agent = agents.load_agent(folder)
-    description = json.loads((folder / "agent.json").read_text())
+    description = _read_json(folder / "agent.json", expect=dict)
     spec, frame = _data_of(data, None, folder)
     metrics = {}
     if frame is not None:

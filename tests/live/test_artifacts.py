@@ -261,7 +261,7 @@ def test_bad_market_and_risk_are_named(tmp_path):
     store = tmp_path / "store"
     cases = [
         ({"symbols": [], "timeframe": "1d"}, "symbols: expected a list"),
-        ({"symbols": ["A"], "timeframe": "daily"}, "timeframe 'daily'"),
+        ({"symbols": ["A/B"], "timeframe": "daily"}, "timeframe 'daily'"),
         ({**MARKET, "risk": {"max_position": "big"}}, "risk.max_position: expected"),
         ({**MARKET, "name": "../escape"}, "name '../escape'"),
         ({**MARKET, "fees": -0.1}, r"fees: expected a fraction in \[0, 1\), got -0.1"),
@@ -271,3 +271,47 @@ def test_bad_market_and_risk_are_named(tmp_path):
             promote(config, **arguments, store=store)
     artifact = promote(config, **MARKET, store=store)
     assert artifact.provenance["data"] is None and artifact.provenance["metrics"] == {}
+
+
+@pytest.mark.parametrize(
+    ("risk", "message"),
+    [
+        ({"max_positon": 1}, r"risk: unknown RiskLimits field\(s\) \['max_positon'\]"),
+        ({"max_drawdown": 5}, r"risk: RiskLimits.max_drawdown is a fraction"),
+        ({"max_stale_bars": 0.5}, r"risk: RiskLimits.max_stale_bars must be an int"),
+    ],
+)
+def test_risk_limits_the_runner_refuses_are_refused_at_promotion(
+    tmp_path, risk, message
+):
+    config = tmp_path / "ok.json"
+    config.write_text(json.dumps({"strategy": "rsi_reversion"}))
+    with pytest.raises(ValueError, match=message):
+        promote(config, **MARKET, risk=risk, store=tmp_path / "store")
+    assert not (tmp_path / "store").exists()  # refused before any version is built
+
+
+@pytest.mark.parametrize("symbols", [["BTCUSDT"], ["BTC/USDT", "ETH/EUR"], ["BTC/"]])
+def test_symbols_the_runner_refuses_are_refused_at_promotion(tmp_path, symbols):
+    config = tmp_path / "ok.json"
+    config.write_text(json.dumps({"strategy": "rsi_reversion"}))
+    with pytest.raises(ValueError, match=r"symbols must be BASE/QUOTE with one quote"):
+        promote(config, symbols=symbols, timeframe="1d", store=tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "message"),
+    [
+        ("run.json", '{"status": "o', "expected a JSON document; Unterminated"),
+        ("parameters.json", "", "expected a JSON document; Expecting value"),
+        ("parameters.json", '["ema_cross"]', "expected a JSON object.*got list"),
+        ("metrics.json", "{", "expected a JSON document"),
+    ],
+)
+def test_unreadable_report_run_files_are_named(tmp_path, file, text, message):
+    folder = _report_run(tmp_path / "reports", "02_strategy_backtest", {})
+    (folder / file).write_text(text)
+    with pytest.raises(ValueError, match=message) as error:
+        promote(folder, **MARKET, data="aapl", store=tmp_path / "store")
+    assert str(error.value).startswith(f"{folder / file}: ")

@@ -46,12 +46,12 @@ def config(tmp_path):
 
 def test_promote_list_and_show(store, config):
     app = _app()
-    risk = ["--risk", "max_position=0.5", "--risk", "max_orders_per_day=20"]
+    risk = ["--risk", "max_position=0.5", "--risk", "max_stale_bars=20"]
     first = runner.invoke(app, ["promote", str(config), *MARKET, *risk, "--json"])
     assert first.exit_code == 0, first.output
     document = json.loads(first.stdout)
     assert (document["name"], document["version"]) == ("trend", 1)
-    assert document["risk"] == {"max_position": 0.5, "max_orders_per_day": 20}
+    assert document["risk"] == {"max_position": 0.5, "max_stale_bars": 20}
     assert document["symbols"] == ["BTC/USDT", "ETH/USDT"]
     assert document["checksum"]["status"] == "ok"
     assert document["folder"] == str(store / "trend" / "v1")
@@ -114,6 +114,12 @@ def test_tampered_missing_and_bad_input_exit_cleanly(store, config, tmp_path):
     assert f"error: {bad}: key 'params.fast': expected an integer" in refused.stderr
     risky = runner.invoke(app, ["promote", str(config), *MARKET, "--risk", "big"])
     assert risky.exit_code == 2 and "NAME=NUMBER" in risky.output
+    typo = ["--risk", "max_positon=1"]
+    misspelt = runner.invoke(app, ["promote", str(config), *MARKET, *typo])
+    assert misspelt.exit_code == 2 and "['max_positon']" in misspelt.stderr
+    one_quote = ["--symbol", "BTC/USDT", "--symbol", "ETH/EUR", "--timeframe", "4h"]
+    mixed = runner.invoke(app, ["promote", str(config), *one_quote])
+    assert mixed.exit_code == 2 and "one quote asset" in mixed.stderr
     nowhere = runner.invoke(app, ["promote", str(tmp_path / "no.yaml"), *MARKET])
     assert nowhere.exit_code == 1 and "a promotable source is" in nowhere.stderr
     assert not (store / "bad").exists()
