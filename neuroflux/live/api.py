@@ -52,7 +52,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from neuroflux.live.events import Event, EventBus, SubscriberTooSlow
+from neuroflux.live.events import EVENT_KINDS, Event, EventBus, SubscriberTooSlow
 
 __all__ = ["BREAKER_STATES", "OPENAPI", "LiveSource", "make_app", "serve"]
 
@@ -175,7 +175,9 @@ class _SourceCollector(Collector):
         breaker = snapshot["breaker"]
         yield gauge(
             "breaker_state",
-            "Circuit breaker: 0 closed, 1 half_open, 2 open, -1 other or unknown",
+            "Circuit breaker: "
+            + ", ".join(f"{code} {name}" for name, code in BREAKER_STATES.items())
+            + ", -1 unknown",
             BREAKER_STATES.get(breaker, -1),
         )
         states = dict.fromkeys(BREAKER_STATES, False)
@@ -387,7 +389,7 @@ _SCHEMAS = {
     ),
     "Event": _object(
         ("kind", "time", "data"),
-        kind={"enum": "bar decision order fill cycle alert breaker health".split()},
+        kind={"enum": list(EVENT_KINDS)},
         time={"type": "number", "description": "UTC seconds when published"},
         data=_OPEN_OBJECT,
     ),

@@ -476,6 +476,8 @@ def make_market_data_client(
             websockets = _pointed(websockets, stream_url.rstrip("/"))
         urls["ws"] = websockets
     client.urls["api"] = urls
+    # A 429/418 carries the server's Retry-After for the feeds' and orders' retries.
+    client.handle_errors = _with_retry_after(client.handle_errors, client.id)
     return client
 
 
@@ -489,7 +491,9 @@ def _with_retry_after(
     handle_errors: Callable[..., Any], exchange_id: str
 ) -> Callable[..., Any]:
     """ccxt's ``handle_errors`` that raises RateLimitExceeded with ``retry_after``
-    (seconds, or None) on a 429/418."""
+    (seconds, or None) on a 429/418 (``handle_errors`` itself if already so)."""
+    if getattr(handle_errors, "reports_retry_after", False):
+        return handle_errors
 
     def handle(
         code: int,
@@ -510,6 +514,7 @@ def _with_retry_after(
             raise error
         return handle_errors(code, reason, url, method, headers, body, *rest)
 
+    handle.reports_retry_after = True  # type: ignore[attr-defined]
     return handle
 
 

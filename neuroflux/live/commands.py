@@ -242,7 +242,9 @@ def _shown(value: Any) -> str:
 
 JournalOption = Annotated[
     Path | None,
-    typer.Option(help="Session journal [default: <live dir>/NAME/journal.sqlite]."),
+    typer.Option(
+        help="Session journal [default: <live dir>/NAME/v<VERSION>/journal.sqlite]."
+    ),
 ]
 
 
@@ -281,6 +283,9 @@ def live_run(
     balance: Annotated[
         float, typer.Option(help="Paper account's starting cash.")
     ] = 10_000.0,
+    seed_index: Annotated[
+        int, typer.Option(help="Which trained seed of an agent artifact to run.")
+    ] = 0,
     journal: JournalOption = None,
     api_port: Annotated[
         int, typer.Option(help="Serve the HTTP API on this port (0: no API).")
@@ -314,6 +319,7 @@ def live_run(
             warmup_bars=warmup_bars,
             speed=speed,
             balance=balance,
+            seed_index=seed_index,
             journal=journal,
             api_host=api_host,
             api_port=api_port,
@@ -338,15 +344,21 @@ def live_stop(
     flatten: Annotated[
         bool, typer.Option(help="Close every position before stopping.")
     ] = False,
+    version: Annotated[
+        int | None, typer.Option(help="Version [default: the newest that has run].")
+    ] = None,
     journal: JournalOption = None,
 ) -> None:
     """Ask a running session to stop (kill switch with --flatten)."""
     from neuroflux.live.journal import Journal
-    from neuroflux.live.sessions import journal_path
+    from neuroflux.live.sessions import journal_path, latest_journal
 
-    path = journal or journal_path(name)
-    with _clean_errors(), Journal(path, create=False) as session:
-        seq = session.request_command("stop", {"flatten": flatten})
+    with _clean_errors():
+        path = journal or (
+            latest_journal(name) if version is None else journal_path(name, version)
+        )
+        with Journal(path, create=False) as session:
+            seq = session.request_command("stop", {"flatten": flatten})
     typer.echo(f"stop{' --flatten' if flatten else ''} requested (command {seq})")
 
 

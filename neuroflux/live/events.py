@@ -30,7 +30,20 @@ import dataclasses
 import time
 from typing import Any
 
-__all__ = ["Event", "EventBus", "SubscriberTooSlow", "Subscription"]
+__all__ = ["EVENT_KINDS", "Event", "EventBus", "SubscriberTooSlow", "Subscription"]
+
+# The kinds of the table above, in its order.
+EVENT_KINDS = (
+    "bar",
+    "decision",
+    "order",
+    "fill",
+    "cycle",
+    "alert",
+    "breaker",
+    "health",
+    "status",
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -230,19 +230,22 @@ class Journal:
 
     # -- reads ------------------------------------------------------------------------
 
-    def orders(self, status: str | None = None) -> list[OrderRecord]:
+    def orders(self) -> list[OrderRecord]:
         """Journaled orders in the order they were first recorded."""
-        if status is None:
-            return self._orders("")
-        if status not in ORDER_STATUSES:
-            raise ValueError(
-                f"status must be one of {sorted(ORDER_STATUSES)}, got {status!r}"
-            )
-        return self._orders("WHERE status = ?", (status,))
+        return self._orders("ORDER BY created, rowid")
+
+    def latest_orders(self, limit: int) -> list[OrderRecord]:
+        """The ``limit`` orders recorded last, newest first."""
+        return self._orders("ORDER BY created DESC, rowid DESC LIMIT ?", (limit,))
+
+    def order(self, client_order_id: str) -> OrderRecord | None:
+        """The journaled order of ``client_order_id``, if any."""
+        found = self._orders("WHERE client_order_id = ?", (client_order_id,))
+        return found[0] if found else None
 
     def unfinished_orders(self) -> list[OrderRecord]:
         """Orders with status 'new' (maybe never sent) or 'open': to reconcile."""
-        return self._orders("WHERE status IN ('new', 'open')")
+        return self._orders("WHERE status IN ('new', 'open') ORDER BY created, rowid")
 
     def fills(self, client_order_id: str | None = None) -> list[Fill]:
         """Journaled fills (of one order when ``client_order_id`` is given)."""
@@ -330,9 +333,7 @@ class Journal:
     def _orders(
         self, where: str, parameters: tuple[Any, ...] = ()
     ) -> list[OrderRecord]:
-        rows = self._select(
-            f"SELECT * FROM orders {where} ORDER BY created, rowid", parameters
-        )
+        rows = self._select(f"SELECT * FROM orders {where}", parameters)
         return [journal_rows.order_record(row) for row in rows]
 
     def _upsert_order(

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from neuroflux.live import audit
-from neuroflux.live.orders import Fill, Order, OrderRequest
+from neuroflux.live.orders import Fill, Order
 
 __all__ = [
     "ORDER_STATUSES",
@@ -58,13 +58,15 @@ class OrderRecord:
     created: float
     updated: float
 
-    def to_request(self) -> OrderRequest:
-        """The request that placed (or will place) this order, for a resend."""
-        return OrderRequest(
+    def to_order(self) -> Order:
+        """The order as journaled (its fills are in ``fills``)."""
+        return Order(
             client_order_id=self.client_order_id,
             symbol=self.symbol,
             side=self.side,  # type: ignore[arg-type]
             amount=self.amount,
+            status=self.status,  # type: ignore[arg-type]
+            filled=self.filled,
         )
 
 

@@ -127,8 +127,9 @@ class Runner:
         ]
 
     def orders(self, limit: int = 100) -> list[dict[str, Any]]:
-        latest = self.journal.orders()[-limit:]
-        return [dataclasses.asdict(order) for order in reversed(latest)]  # newest first
+        return [
+            dataclasses.asdict(order) for order in self.journal.latest_orders(limit)
+        ]
 
     def analytics(self) -> dict[str, Any]:
         return self.engine.snapshot() if self.engine else {}
@@ -186,18 +187,28 @@ class Runner:
         )
 
     async def _watch_commands(self) -> None:
+        """Polls the journal for commands; an error (a journal locked past the busy
+        timeout) is logged and the next poll tries again, so the kill switch stays."""
         while True:
-            for command in self.journal.pending_commands():
-                if command.command == "stop":
-                    self._stop = dict(command.data)
-                    if self._waiting:  # between bars: do not wait for the next one
-                        self._main.cancel()
-                elif command.command == "reset_breaker":
-                    self._transition(self.breaker.reset("reset_breaker command"))
-                self.journal.complete_command(command.seq)
-            if self.engine is not None:
-                self._alerts(self.engine.check())  # staleness: no bar for too long
+            try:
+                self._take_commands()
+            except Exception as error:
+                _log.error(
+                    "command_watch_failed", error=f"{type(error).__name__}: {error}"
+                )
             await asyncio.sleep(_COMMAND_POLL_SECONDS)
+
+    def _take_commands(self) -> None:
+        for command in self.journal.pending_commands():
+            if command.command == "stop":
+                self._stop = dict(command.data)
+                if self._waiting:  # between bars: do not wait for the next one
+                    self._main.cancel()
+            elif command.command == "reset_breaker":
+                self._transition(self.breaker.reset("reset_breaker command"))
+            self.journal.complete_command(command.seq)
+        if self.engine is not None:
+            self._alerts(self.engine.check())  # staleness: no bar for too long
 
     async def _reconcile(self) -> None:
         last = self.journal.last_cycle()
@@ -216,7 +227,7 @@ class Runner:
             )
             if order is None:  # journaled, then the process died before sending it
                 order = dataclasses.replace(
-                    _as_order(record), status="rejected", fills=()
+                    record.to_order(), status="rejected", fills=()
                 )
             self.journal.record_order(order, bar_time=record.bar_time)
             found.append(
@@ -382,10 +393,13 @@ class Runner:
                 side="buy" if amount > 0 else "sell",
                 amount=abs(amount),
             )
-            if not self.journal.record_intent(request, bar_time=bar_time) and any(
-                o.client_order_id == request.client_order_id
-                and o.status in ("open", "closed", "canceled")
-                for o in self.journal.orders()
+            journaled = None
+            if not self.journal.record_intent(request, bar_time=bar_time):
+                journaled = self.journal.order(request.client_order_id)
+            if journaled is not None and journaled.status in (
+                "open",
+                "closed",
+                "canceled",
             ):
                 # Placed before a restart (reconciled at start): the bar is decided
                 # again from the account after that fill, so never send it twice.
@@ -393,7 +407,6 @@ class Runner:
             try:
                 order = await self.exchange.create_order(request)
             except Exception as error:  # journaled as rejected; the cycle goes on
-                failed += 1
                 order = Order(
                     client_order_id=request.client_order_id,
                     symbol=symbol,
@@ -409,7 +422,8 @@ class Runner:
             self.journal.record_order(order, bar_time=bar_time)
             self.orders_sent += 1
             self._publish_order(order)
-            if order.status == "rejected":
+            if order.status == "rejected":  # raised, or answered by the exchange
+                failed += 1
                 break  # the second order assumed the first one went through
         return failed
 
@@ -489,11 +503,7 @@ class Runner:
     def _transition(self, transition: Any) -> None:
         if transition is None:
             return
-        data = {
-            "previous": transition.previous.name,
-            "state": transition.state.name,
-            "reason": transition.reason,
-        }
+        data = transition.to_json()
         self.journal.record_event("breaker", data)
         self._publish("breaker", data)
         _log.warning("circuit breaker", **data)
@@ -537,14 +547,3 @@ class Runner:
                 )
                 self._posts.add(task)
                 task.add_done_callback(self._posts.discard)
-
-
-def _as_order(record: Any) -> Order:
-    return Order(
-        client_order_id=record.client_order_id,
-        symbol=record.symbol,
-        side=record.side,
-        amount=record.amount,
-        status=record.status,
-        filled=record.filled,
-    )

@@ -13,8 +13,8 @@
   account lives beside the journal (``paper.sqlite``), so a restart resumes it; without
   it the ccxt exchange itself, keys from ``NEUROFLUX_<EXCHANGE>_API_KEY`` and
   ``_API_SECRET``.
-* **journal**: ``<live dir>/<name>/journal.sqlite`` by default; running the same
-  artifact again continues its session after the last committed bar.
+* **journal**: ``<live dir>/<name>/v<version>/journal.sqlite`` by default; running the
+  same artifact version again continues its session after the last committed bar.
 * **API**: on ``127.0.0.1:--api-port`` (0: none); another host requires the token in
   ``NEUROFLUX_API_TOKEN``.
 """
@@ -48,6 +48,7 @@ __all__ = [
     "SessionOptions",
     "configure_json_logs",
     "journal_path",
+    "latest_journal",
     "open_session",
     "run_session",
 ]
@@ -86,9 +87,29 @@ class SessionOptions:
             raise ValueError(f"--warmup-bars must be >= 0; got {self.warmup_bars}")
 
 
-def journal_path(artifact_name: str) -> Path:
-    """The default journal of an artifact's sessions."""
-    return settings.live_dir() / artifact_name / "journal.sqlite"
+def journal_path(artifact_name: str, version: int) -> Path:
+    """The default journal of the sessions of one artifact version (each version is
+    a session of its own: its agents, state and client order ids differ)."""
+    return settings.live_dir() / artifact_name / f"v{version}" / "journal.sqlite"
+
+
+def latest_journal(artifact_name: str) -> Path:
+    """The default journal of the newest version of ``artifact_name`` that has run.
+
+    Raises:
+        FileNotFoundError: No version of it has a journal there.
+    """
+    folder = settings.live_dir() / artifact_name
+    versions = [
+        int(path.parent.name[1:])
+        for path in folder.glob("v*/journal.sqlite")
+        if path.parent.name[1:].isdigit()
+    ]
+    if not versions:
+        raise FileNotFoundError(
+            f"no session of {artifact_name} has a journal in {folder}"
+        )
+    return journal_path(artifact_name, max(versions))
 
 
 def configure_json_logs() -> None:
@@ -110,17 +131,18 @@ def _replay(artifact: Artifact, data: str | None, speed: float | None) -> Replay
         return ReplayFeed.synthetic(
             artifact.symbols, bars=2_000, seed=0, timeframe=timeframe, speed=speed
         )
+    if len(artifact.symbols) != 1:
+        raise ValueError(
+            f"--data {source!r} holds one market; {artifact.name} trades "
+            f"{list(artifact.symbols)}"
+        )
+    (symbol,) = artifact.symbols
     if Path(source).suffix in (".csv", ".parquet", ".pq"):
         from neuroflux.data import read_ohlcv
 
-        frames = {symbol: read_ohlcv(source) for symbol in artifact.symbols}
-        return ReplayFeed(frames, timeframe=timeframe, speed=speed)
-    if len(artifact.symbols) != 1:
-        raise ValueError(
-            f"sample {source!r} holds one market; {artifact.name} trades "
-            f"{list(artifact.symbols)}"
-        )
-    return ReplayFeed.from_sample(source, artifact.symbols[0], speed=speed)
+        bars = read_ohlcv(source)
+        return ReplayFeed({symbol: bars}, timeframe=timeframe, speed=speed)
+    return ReplayFeed.from_sample(source, symbol, speed=speed)
 
 
 def _artifact_data(artifact: Artifact) -> str | None:
@@ -133,7 +155,7 @@ def _artifact_data(artifact: Artifact) -> str | None:
 def open_session(artifact: Artifact, options: SessionOptions) -> Runner:
     """The runner of ``artifact`` with the feed, exchange and journal of ``options``."""
     decision = artifact.decision(options.seed_index)
-    journal_file = options.journal or journal_path(artifact.name)
+    journal_file = options.journal or journal_path(artifact.name, artifact.version)
     journal_file.parent.mkdir(parents=True, exist_ok=True)
     costs = artifact.costs
     quote = artifact.symbols[0].partition("/")[2]

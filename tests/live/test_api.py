@@ -251,6 +251,11 @@ def test_every_route_metrics_and_event_stream() -> None:
                         await asyncio.sleep(0)
                 received = [await socket.receive_json() for _ in events]
                 assert received == [event.to_json() for event in events]
+                event_schema = {
+                    "$ref": "#/components/schemas/Event",
+                    "components": api.OPENAPI["components"],
+                }
+                jsonschema.Draft202012Validator(event_schema).validate(received[0])
             # A plain GET (no websocket upgrade) is refused and leaves no subscriber.
             async with client.get("/api/events") as response:
                 assert response.status >= 400

@@ -145,6 +145,33 @@ def test_run_summary_then_audit_detects_a_tampered_order(workspace, live_process
     assert not report["ok"] and any("orders" in p for p in report["problems"])
 
 
+def test_each_version_runs_in_a_journal_of_its_own(workspace):
+    """Default journals: one per version; ``live stop`` reaches the newest run."""
+    live = workspace["root"] / "live" / NAME
+    config = workspace["root"] / "sma.yaml"
+    promoted = cli.invoke(
+        app, ["promote", str(config), "--symbol", "SP500/USD", "--timeframe", "1d",
+              "--name", NAME, "--json"],
+    )  # fmt: skip
+    assert promoted.exit_code == 0, promoted.output
+    version = json.loads(promoted.stdout)["version"]
+    assert version >= 2
+    arguments = ["live", "run", NAME, "--paper", "--data", "synthetic", "--json"]
+    for run in (version - 1, version):  # the older version, then the new one
+        result = cli.invoke(app, [*arguments, "--version", str(run)])
+        assert result.exit_code == 0, result.output
+        assert (live / f"v{run}" / "journal.sqlite").exists()
+
+    stopped = cli.invoke(app, ["live", "stop", NAME])
+    assert stopped.exit_code == 0, stopped.output
+    with Journal(live / f"v{version}" / "journal.sqlite", create=False) as newest:
+        assert [c.command for c in newest.pending_commands()] == ["stop"]
+    with Journal(live / f"v{version - 1}" / "journal.sqlite", create=False) as older:
+        assert older.pending_commands() == []
+    missing = cli.invoke(app, ["live", "stop", "never-ran"])
+    assert missing.exit_code == 1 and "no session of never-ran" in missing.output
+
+
 def _get(port: int, path: str) -> Any:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
         assert reply.status == 200
