@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from neuroflux.data import _cache, validation
 
-__all__ = ["fetch_ohlcv", "query_ohlcv_cache"]
+__all__ = ["fetch_ohlcv", "query_ohlcv_cache", "timeframe_milliseconds"]
 
 _log = structlog.get_logger(__name__)
 
@@ -64,18 +64,28 @@ def _parse_time_milliseconds(moment: Any, name: str) -> int:
     return timestamp.as_unit("ns").value // 1_000_000
 
 
-def _timeframe_milliseconds(timeframe: str) -> int:
-    if timeframe[-1:] in ("M", "y"):
+def timeframe_milliseconds(timeframe: str) -> int:
+    """Length in ms of a ccxt timeframe of fixed length (``"1m"``, ``"4h"``, ``"1w"``).
+
+    Raises:
+        ValueError: Not a ccxt timeframe, not a positive duration, or months or
+            years (``"1M"``, ``"1y"``), which have no fixed length.
+    """
+    if isinstance(timeframe, str) and timeframe[-1:] in ("M", "y"):
         raise ValueError(
             f"timeframe {timeframe!r} is not supported: months and years have no fixed "
             "length; use days or weeks"
         )
     try:
-        return int(ccxt.Exchange.parse_timeframe(timeframe) * 1000)
-    except (KeyError, ValueError, TypeError, IndexError) as error:
+        seconds = ccxt.Exchange.parse_timeframe(timeframe)
+    except (ccxt.BaseError, KeyError, ValueError, TypeError, IndexError) as error:
         raise ValueError(
-            f"timeframe {timeframe!r} is not like '1m', '4h', '1d'"
+            f"timeframe must be a ccxt timeframe: {timeframe!r} is not like '1m', "
+            "'4h', '1d'"
         ) from error
+    if seconds <= 0:
+        raise ValueError(f"timeframe must be a positive duration; got {timeframe!r}")
+    return int(seconds * 1000)
 
 
 def fetch_ohlcv(
@@ -141,7 +151,7 @@ def fetch_ohlcv(
         raise ValueError(f"client is a {client.id!r} exchange, not {exchange!r}")
     if max_retries < 0 or retry_delay < 0:
         raise ValueError("max_retries and retry_delay must not be negative")
-    timeframe_ms = _timeframe_milliseconds(timeframe)
+    timeframe_ms = timeframe_milliseconds(timeframe)
     series = _cache.SeriesCache(
         _cache.resolve_cache_dir(cache_dir), exchange, symbol, timeframe
     )

@@ -20,7 +20,11 @@ the bar's open time in UTC ms), strictly increasing, and only bars later than
   (``fetch_time``), so the forming bar the exchange also returns is never yielded.
   Given ``after``, it first backfills every bar since then, in order, page by page.
   A missing bar time is a :class:`FeedGapError`, never skipped; network errors are
-  retried ``retries`` times with exponential backoff, then raised.
+  retried ``retries`` times with exponential backoff (at least the server's
+  Retry-After where the error carries one, as ``retry_after`` seconds), then raised.
+  It takes bar open times to be multiples of the bar length since the Unix epoch, so
+  it refuses weeks (Binance's open on Mondays; 1970-01-01 was a Thursday), months and
+  years.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 import pandas as pd
 import structlog
 
+from neuroflux.data.downloads import timeframe_milliseconds
 from neuroflux.live.orders import BarEvent
 
 __all__ = [
@@ -44,6 +49,7 @@ __all__ = [
     "FeedGapError",
     "ReplayFeed",
     "ccxt_bar_event",
+    "epoch_grid_milliseconds",
     "timeframe_milliseconds",
 ]
 
@@ -74,17 +80,20 @@ class Feed(Protocol):
         ...
 
 
-def timeframe_milliseconds(timeframe: str) -> int:
-    """Length of a ccxt timeframe (``"1m"``, ``"4h"``, ``"1d"``) in ms."""
-    try:
-        seconds = ccxt.Exchange.parse_timeframe(timeframe)
-    except Exception as error:  # ccxt raises NotSupported or ValueError
+def epoch_grid_milliseconds(timeframe: str) -> int:
+    """Length in ms of a timeframe whose bars open on multiples of it since the epoch.
+
+    Raises:
+        ValueError: A week, month or year timeframe (its bars open on a weekday or a
+            calendar date, not on that grid), or not a ccxt timeframe.
+    """
+    if isinstance(timeframe, str) and timeframe[-1:] in ("w", "M", "y"):
         raise ValueError(
-            f"timeframe must be a ccxt timeframe like '1m' or '1d'; got {timeframe!r}"
-        ) from error
-    if seconds <= 0:
-        raise ValueError(f"timeframe must be a positive duration; got {timeframe!r}")
-    return int(seconds * 1000)
+            f"timeframe {timeframe!r} is not supported by the exchange feeds: its bars "
+            "do not open on multiples of the bar length since 1970-01-01 (weeks open "
+            "on Mondays, months and years on calendar dates); use s, m, h or d"
+        )
+    return timeframe_milliseconds(timeframe)
 
 
 def _when(time: int) -> str:
@@ -271,12 +280,14 @@ class CcxtFeed:
     Args:
         client: A ccxt asyncio exchange (closed by :meth:`close`).
         symbols: ccxt unified symbols.
-        timeframe: ccxt timeframe of the bars.
+        timeframe: ccxt timeframe of the bars, in s, m, h or d (whose bars open on
+            multiples of the bar length since the epoch).
         poll_seconds: Seconds between polls while waiting for the next bar; ``None``:
             sleep until the next bar's close by the exchange's clock, plus
             ``settle_seconds`` for the exchange to publish it.
         retries: Retries of a call that failed with a ``ccxt.NetworkError``.
-        backoff_seconds: First retry delay; it doubles on each retry.
+        backoff_seconds: First retry delay; it doubles on each retry, and is at
+            least the error's ``retry_after`` (the server's Retry-After) if set.
         page_size: Bars asked per ``fetch_ohlcv`` call while catching up.
         settle_seconds: See ``poll_seconds``.
     """
@@ -307,7 +318,7 @@ class CcxtFeed:
         self.poll_seconds = poll_seconds
         self.retries, self.backoff_seconds = retries, backoff_seconds
         self.page_size, self.settle_seconds = page_size, settle_seconds
-        self._step = timeframe_milliseconds(timeframe)
+        self._step = epoch_grid_milliseconds(timeframe)
 
     async def close(self) -> None:
         """Closes the client."""
@@ -378,14 +389,15 @@ class CcxtFeed:
         return bars
 
     async def _call(self, method: str, *args, **kwargs):
-        """``client.method(...)``, retrying network errors with backoff."""
+        """``client.method(...)``, retrying network errors with backoff (at least
+        the server's Retry-After, where the error carries it as ``retry_after``)."""
         for attempt in range(self.retries + 1):
             try:
                 return await getattr(self.client, method)(*args, **kwargs)
             except ccxt.NetworkError as error:
                 if attempt == self.retries:
                     raise
-                delay = self.backoff_seconds * 2**attempt
+                delay = _at_least_retry_after(self.backoff_seconds * 2**attempt, error)
                 _log.warning(
                     "feed_retry",
                     method=method,
@@ -395,6 +407,13 @@ class CcxtFeed:
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+
+def _at_least_retry_after(delay: float, error: BaseException) -> float:
+    """``delay``, or the error's ``retry_after`` (seconds the server asked) if
+    longer."""
+    retry_after = getattr(error, "retry_after", None)
+    return delay if retry_after is None else max(delay, float(retry_after))
 
 
 async def _all_or_none(calls: list) -> list:

@@ -36,7 +36,6 @@ import hashlib
 from typing import Literal, Protocol
 
 __all__ = [
-    "OPEN_STATUSES",
     "BarEvent",
     "Exchange",
     "Fill",
@@ -47,7 +46,6 @@ __all__ = [
 
 Side = Literal["buy", "sell"]
 Status = Literal["open", "closed", "canceled", "rejected"]
-OPEN_STATUSES = frozenset({"open"})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -187,6 +187,9 @@ class PaperExchange:
         self._balances = {asset: float(x) for asset, x in balances.items()}
         self._markets: dict[str, _Market] = {}
         self._orders: dict[str, Order] = {}  # in the order they were placed
+        # The open orders of each symbol, in the order they were placed: what a bar
+        # fills, without walking every order ever placed.
+        self._open_orders: dict[str, dict[str, Order]] = {}
         self._sequence: dict[str, int] = {}
         self._fill_count = 0
         self._database: sqlite3.Connection | None = None
@@ -240,11 +243,12 @@ class PaperExchange:
         return order if order is not None and order.symbol == symbol else None
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [
-            order
-            for order in self._orders.values()
-            if order.status == "open" and symbol in (None, order.symbol)
+        if symbol is not None:
+            return list(self._open_orders.get(symbol, {}).values())
+        orders = [
+            order for open_ in self._open_orders.values() for order in open_.values()
         ]
+        return sorted(orders, key=lambda order: self._sequence[order.client_order_id])
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
         """Cancels the unfilled rest of an open order; other orders come back as is.
@@ -419,10 +423,17 @@ class PaperExchange:
             if values["average"] is None:  # SQLite stores NaN as NULL
                 values["average"] = math.nan
             identifier = values["client_order_id"]
-            self._orders[identifier] = Order(
-                **values, fills=tuple(fills.get(identifier, ()))
-            )
             self._sequence[identifier] = row[0]
+            self._remember(Order(**values, fills=tuple(fills.get(identifier, ()))))
+
+    def _remember(self, order: Order) -> None:
+        """Keeps ``order`` (new or changed) and the index of open orders."""
+        identifier = order.client_order_id
+        self._orders[identifier] = order
+        if order.status == "open":
+            self._open_orders.setdefault(order.symbol, {})[identifier] = order
+        elif identifier in self._open_orders.get(order.symbol, ()):
+            del self._open_orders[order.symbol][identifier]
 
     def _transaction(self) -> _Transaction:
         assert self._database is not None
@@ -437,7 +448,7 @@ class PaperExchange:
     ) -> None:
         """Records orders, fills, balances and a market in one transaction."""
         for order in orders:
-            self._orders[order.client_order_id] = order
+            self._remember(order)
             self._sequence.setdefault(order.client_order_id, len(self._sequence) + 1)
         if self._database is None:
             return

@@ -25,7 +25,8 @@ gap nor a repeat at the seam. Without ``after`` the feed starts with the first b
 that every symbol's stream has seen.
 
 Reconnecting is ccxt.pro's: a ``ccxt.NetworkError`` from ``watch_ohlcv`` is retried
-(which reconnects) after an exponential backoff, ``retries`` times in a row at most,
+(which reconnects) after an exponential backoff (at least the server's Retry-After
+where the error carries one as ``retry_after``), ``retries`` times in a row at most,
 then raised from :meth:`CcxtStreamFeed.bars`. On such an error the candle that was
 forming is forgotten (its last updates may be lost), so REST supplies it. Updates for
 a bar already yielded (or older than ``after``) are ignored: by the rule above that
@@ -45,7 +46,7 @@ from neuroflux.live.feeds import (
     CcxtFeed,
     FeedDataError,
     ccxt_bar_event,
-    timeframe_milliseconds,
+    epoch_grid_milliseconds,
 )
 from neuroflux.live.orders import BarEvent
 
@@ -69,11 +70,13 @@ class CcxtStreamFeed:
     Args:
         client: A ``ccxt.pro`` exchange (closed by :meth:`close`).
         symbols: Distinct ccxt unified symbols.
-        timeframe: ccxt timeframe of the bars.
+        timeframe: ccxt timeframe of the bars, in s, m, h or d (see
+            :class:`~neuroflux.live.feeds.CcxtFeed`).
         retries: Consecutive ``ccxt.NetworkError`` retries of ``watch_ohlcv`` (and
             of the REST backfill's calls) before the error is raised.
         backoff_seconds: First retry delay; it doubles on each retry in a row.
-        max_backoff_seconds: The longest retry delay.
+        max_backoff_seconds: The longest retry delay, unless the error's
+            ``retry_after`` (the server's Retry-After) asks for longer.
         page_size: Bars per ``fetch_ohlcv`` call of the REST backfill.
         rest_poll_seconds: ``poll_seconds`` of the backfill's :class:`CcxtFeed`
             (used only if REST has not yet published a bar the stream closed).
@@ -116,7 +119,7 @@ class CcxtStreamFeed:
             backoff_seconds,
             max_backoff_seconds,
         )
-        self._step = timeframe_milliseconds(timeframe)
+        self._step = epoch_grid_milliseconds(timeframe)
 
     async def close(self) -> None:
         """Closes the client and its websockets."""
@@ -204,6 +207,9 @@ class CcxtStreamFeed:
                 delay = min(
                     self.backoff_seconds * 2**failures, self.max_backoff_seconds
                 )
+                retry_after = getattr(error, "retry_after", None)
+                if retry_after is not None:
+                    delay = max(delay, float(retry_after))
                 failures += 1
                 if state.newest is not None:
                     # The candle forming at the drop may have lost its last updates.

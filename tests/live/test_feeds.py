@@ -12,6 +12,7 @@ import pytest
 from binance_server import Fault
 
 from neuroflux.data import synthetic_panel
+from neuroflux.live.ccxt_exchange import make_market_data_client
 from neuroflux.live.feeds import CcxtFeed, FeedDataError, FeedGapError, ReplayFeed
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
@@ -145,13 +146,15 @@ def test_ccxt_feed_catches_up_then_yields_only_closed_bars(
 
         try:
             task = asyncio.create_task(consume())
-            while len(collected) < 250 and not task.done():
-                await asyncio.sleep(0.01)
+            async with asyncio.timeout(30):  # a stalled feed fails, never hangs
+                while len(collected) < 250 and not task.done():
+                    await asyncio.sleep(0.01)
             await asyncio.sleep(0.2)  # polls that must not yield the forming bar
             caught_up = list(collected)
             server.now_ms += MINUTE
-            while len(collected) < 251 and not task.done():
-                await asyncio.sleep(0.01)
+            async with asyncio.timeout(30):
+                while len(collected) < 251 and not task.done():
+                    await asyncio.sleep(0.01)
             task.cancel()
             latest = await _collect(feed, limit=1)
         finally:
@@ -199,3 +202,43 @@ def test_ccxt_feed_reports_a_missing_bar(live_binance_server) -> None:
         assert f"next bar is at {following}" in str(caught.value)
 
     asyncio.run(session())
+
+
+@pytest.mark.parametrize("timeframe", ["1w", "1M", "1y"])
+def test_ccxt_feed_refuses_bars_off_the_epoch_grid(timeframe) -> None:
+    client = ccxt.async_support.binance()
+    with pytest.raises(ValueError, match=f"timeframe '{timeframe}' is not supported"):
+        CcxtFeed(client, SYMBOLS, timeframe)
+    assert CcxtFeed(client, SYMBOLS, "4h")._step == 4 * 60 * MINUTE
+    asyncio.run(client.close())
+
+
+def test_ccxt_feed_waits_out_retry_after(live_binance_server) -> None:
+    server = live_binance_server
+    last_closed = (server.now_ms - MINUTE) // MINUTE * MINUTE
+    too_many = {"code": -1003, "msg": "Too many requests."}
+    server.queue_faults("/api/v3/klines", [Fault(429, retry_after="1", body=too_many)])
+
+    async def session() -> tuple[list, float]:
+        # The client of a paper session: its 429s carry the server's Retry-After.
+        client = make_market_data_client(
+            "binance", api_url=server.base_url, timeout_ms=5000, rate_limit=False
+        )
+        feed = CcxtFeed(client, SYMBOLS, "1m", retries=1, backoff_seconds=0.01)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            async with asyncio.timeout(30):
+                bars = await _collect(feed, last_closed - 3 * MINUTE, limit=3)
+        finally:
+            await client.close()
+        return bars, loop.time() - began
+
+    bars, seconds = asyncio.run(session())
+    assert seconds >= 1.0  # the backoff alone would have retried after 0.01 s
+    assert [events[0].time for events in bars] == [
+        last_closed - 2 * MINUTE,
+        last_closed - MINUTE,
+        last_closed,
+    ]
+    assert len(server.requests_to("/api/v3/klines")) == 3  # one 429, retried once

@@ -274,3 +274,39 @@ def test_paper_account_survives_kill_and_reopens(tmp_path: Path) -> None:
             )
 
     asyncio.run(reopened())
+
+
+def test_open_orders_are_kept_by_symbol_in_placement_order(tmp_path: Path) -> None:
+    path = tmp_path / "paper.sqlite"
+
+    def identifiers(orders) -> list[str]:
+        return [order.client_order_id for order in orders]
+
+    async def session() -> None:
+        exchange = PaperExchange(balances={"USDT": 0.0}, participation=0.1, path=path)
+        for symbol in ("BTC/USDT", "ETH/USDT"):
+            await exchange.on_bar(_bar(symbol, 0, 100.0, volume=10.0))
+        for identifier, symbol in [("a", "BTC"), ("b", "ETH"), ("c", "BTC")]:
+            await exchange.create_order(
+                _request(identifier, "buy", 5.0, f"{symbol}/USDT")
+            )
+        await exchange.create_order(_request("d", "buy", 0.5, "ETH/USDT"))
+        assert identifiers(await exchange.fetch_open_orders()) == list("abcd")
+        assert identifiers(await exchange.fetch_open_orders("BTC/USDT")) == ["a", "c"]
+        await exchange.cancel_order("BTC/USDT", "a")
+        await exchange.close()
+
+        again = PaperExchange(balances={"USDT": 0.0}, participation=0.1, path=path)
+        assert identifiers(await again.fetch_open_orders()) == list("bcd")
+        # An ETH bar fills ETH's open orders only, oldest first: b takes the share.
+        await again.on_bar(_bar("ETH/USDT", 60_000, 100.0, volume=10.0))
+        assert (await again.fetch_order("ETH/USDT", "b")).filled == 2.0
+        assert (await again.fetch_order("ETH/USDT", "d")).filled == 0.0
+        assert (await again.fetch_order("BTC/USDT", "c")).filled == 0.0
+        await again.on_bar(_bar("ETH/USDT", 120_000, 100.0, volume=1e6))
+        assert identifiers(await again.fetch_open_orders()) == ["c"]
+        assert await again.fetch_open_orders("ETH/USDT") == []
+        assert await again.fetch_open_orders("SOL/USDT") == []
+        await again.close()
+
+    asyncio.run(session())

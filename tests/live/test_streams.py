@@ -127,3 +127,15 @@ def test_stream_feed_fills_a_reconnect_hole_from_rest(live_binance_server) -> No
             )
             assert [event.open, event.high, event.low, event.close] == row[1:5]
     _check_stream_bars(bars[5:], [first + n * MINUTE for n in range(5, 8)])
+
+
+def test_stream_feed_refuses_weeks(live_binance_server) -> None:
+    async def build() -> None:
+        client = stream_client(live_binance_server.base_url, "ws://127.0.0.1:9")
+        try:
+            with pytest.raises(ValueError, match="timeframe '1w' is not supported"):
+                CcxtStreamFeed(client, SYMBOLS, "1w")
+        finally:
+            await client.close()
+
+    asyncio.run(build())
