@@ -216,6 +216,11 @@ class Runner:
             saved = serialization.msgpack_restore(last.state)
             self.decisions.load_state_dict(saved["decisions"])
             self.traded = {s: float(v) for s, v in saved["traded"].items()}
+            flattened = self.journal.events("flattened")
+            if flattened and flattened[-1].time > last.created:
+                # Flattened after its last cycle: nothing is traded any more, so the
+                # first bar traded after the restart takes the agents' position.
+                self.traded = dict.fromkeys(self.config.symbols, 0.0)
             self.breaker = CircuitBreaker.from_state_dict(
                 self.config.limits, saved["breaker"]
             )

@@ -157,6 +157,8 @@ def open_session(artifact: Artifact, options: SessionOptions) -> Runner:
     decision = artifact.decision(options.seed_index)
     journal_file = options.journal or journal_path(artifact.name, artifact.version)
     journal_file.parent.mkdir(parents=True, exist_ok=True)
+    session = f"{artifact.name}@v{artifact.version}"
+    _check_session_journal(journal_file, session)
     costs = artifact.costs
     quote = artifact.symbols[0].partition("/")[2]
     timeframe_ms = timeframe_milliseconds(artifact.timeframe)
@@ -194,7 +196,7 @@ def open_session(artifact: Artifact, options: SessionOptions) -> Runner:
     else:
         exchange = market
     config = RunnerConfig(
-        session=f"{artifact.name}@v{artifact.version}",
+        session=session,
         symbols=tuple(artifact.symbols),
         fees=costs["fees"],
         slippage=costs["slippage"],
@@ -217,6 +219,17 @@ def open_session(artifact: Artifact, options: SessionOptions) -> Runner:
         engine=AnalyticsEngine(periods_per_year=_YEAR_MS / timeframe_ms),
         webhook_url=options.webhook_url,
     )
+
+
+def _check_session_journal(path: Path, session: str) -> None:
+    """Refuses a journal that another session wrote (another artifact or version)."""
+    with Journal(path) as journal:
+        started = journal.events("session")
+    if started and started[-1].data["session"] != session:
+        raise ValueError(
+            f"journal {path} is the journal of session {started[-1].data['session']}"
+            f", not of {session}; give this one a journal of its own (--journal)"
+        )
 
 
 async def run_session(runner: Runner, options: SessionOptions) -> RunSummary:

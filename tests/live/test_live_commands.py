@@ -97,7 +97,12 @@ def live_process(workspace: dict[str, Any]) -> Iterator[dict[str, Any]]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    yield {"process": process, "port": port, "journal": journal}
+    yield {
+        "process": process,
+        "port": port,
+        "journal": journal,
+        "root": workspace["root"],
+    }
     if process.poll() is None:  # a failed test left it running
         process.kill()
         process.communicate()
@@ -222,3 +227,20 @@ def test_kill_switch_flattens_and_stops_a_running_session(live_process):
     assert units == 0.0
     assert last is not None and summary["last_bar_time"] == last.bar_time
     print(f"\nstopped {waited:.2f}s after `live stop --flatten`, {summary}")
+
+    # Resumed, the session takes the strategy's position again at its first bar.
+    version = status["session"].rpartition("@v")[2]
+    resume = ["live", "run", NAME, "--data", "synthetic", "--json"]
+    journal = ["--journal", str(live_process["journal"])]
+    config = str(live_process["root"] / "sma.yaml")
+    other_name = ["promote", config, "--symbol", "SP500/USD", "--timeframe", "1d"]
+    assert cli.invoke(app, [*other_name, "--name", "other"]).exit_code == 0
+    other = cli.invoke(app, ["live", "run", "other", "--data", "synthetic", *journal])
+    assert other.exit_code == 2, other.output
+    assert f"is the journal of session {status['session']}" in other.output
+    resumed = cli.invoke(app, [*resume, *journal, "--version", version])
+    assert resumed.exit_code == 0, resumed.output
+    with Journal(live_process["journal"], create=False) as session:
+        cycles = [c.bar_time for c in session.cycles() if c.bar_time > last.bar_time]
+        orders = [o for o in session.orders() if o.bar_time > last.bar_time + 1]
+    assert orders and orders[0].bar_time == cycles[0]
