@@ -89,9 +89,14 @@ RANDOM_FAULTS = {
 
 @dataclass(frozen=True)
 class Request:
+    """One request as received; ``query`` and ``body`` are the raw strings as sent
+    (what a signature covers), ``params`` both of them parsed."""
+
     path: str
     params: dict[str, str]
     method: str = "GET"
+    query: str = ""
+    body: str = ""
 
 
 @dataclass
@@ -609,10 +614,12 @@ def _handler_for(server: BinanceServer) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             params = dict(parse_qsl(parts.query))
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                params.update(parse_qsl(self.rfile.read(length).decode()))
+            sent = self.rfile.read(length).decode() if length else ""
+            params.update(parse_qsl(sent))
             with server._lock:
-                server.requests.append(Request(parts.path, params, method))
+                server.requests.append(
+                    Request(parts.path, params, method, parts.query, sent)
+                )
             fault = server._next_fault(parts.path, method)
             api_key = self.headers.get("X-MBX-APIKEY")
             if api_key:

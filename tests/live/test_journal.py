@@ -286,6 +286,9 @@ def test_a_second_process_writes_a_command_while_the_runner_writes(tmp_path):
         )
         assert cli.stdout.readline() == "opening\n"
         time.sleep(0.5)
+        # Still waiting on the lock (not failed, not done): nothing written yet.
+        assert cli.poll() is None
+        assert journal.pending_commands() == []  # a WAL read needs no write lock
         runner_write.execute("COMMIT")
         runner_write.close()
         output, _ = cli.communicate(timeout=30)

@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -138,7 +140,11 @@ def _wait_for(count: Callable[[], int], seen: int, log: Path) -> None:
 
 
 class _Runs:
-    """``runner_child.py --serve``: forks a run per :meth:`start`, by pid."""
+    """``runner_child.py --serve``: forks a run per :meth:`start`, by pid.
+
+    Its answers are read by a thread, so that a hung run fails the test after a
+    deadline instead of blocking it on ``readline``.
+    """
 
     def __init__(self, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
@@ -149,17 +155,34 @@ class _Runs:
             text=True,
         )
         self.running: int | None = None
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put("")  # end of output
+
+    def _answer(self, timeout: float) -> list[str]:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"runner_child.py --serve: no answer within {timeout} s")
+        assert line, "runner_child.py --serve ended without answering"
+        return line.split()
 
     def start(self, *argv: object) -> int:
         self.process.stdin.write(" ".join(map(str, argv)) + "\n")
         self.process.stdin.flush()
-        word, pid = self.process.stdout.readline().split()
+        word, pid = self._answer(timeout=120)  # the first waits for imports
         assert word == "pid"
         self.running = int(pid)
         return self.running
 
-    def exit_code(self) -> int:
-        word, pid, code = self.process.stdout.readline().split()
+    def exit_code(self, timeout: float = 120) -> int:
+        """The exit code of the run, once it ended (``-9``: killed); a run still
+        going after ``timeout`` seconds fails the test (:meth:`close` kills it)."""
+        word, pid, code = self._answer(timeout)
         assert (word, int(pid)) == ("exit", self.running)
         self.running = None
         return int(code)

@@ -16,6 +16,8 @@ key assignment.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import io
 import json
 import logging
@@ -27,6 +29,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pandas as pd
 import pytest
@@ -168,15 +171,20 @@ def _paper_session_with_api(folder: Path, monkeypatch) -> dict[str, object]:
     )
     thread.start()
     replies: dict[str, bytes] = {}
+    orders: list[dict] = []  # until orders of two bars are journaled
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and thread.is_alive():
+    while len({o["bar_time"] for o in orders}) < 2:
+        assert time.monotonic() < deadline and thread.is_alive(), (
+            f"/api/orders still {orders} after 60 s",
+            outcome.get("result") and outcome["result"].output,
+        )
         try:
             status, body = _http(port, "/api/orders", CANARY_TOKEN)
         except OSError:
             time.sleep(0.1)
             continue
-        if status == 200 and json.loads(body):
-            break
+        if status == 200:
+            orders = json.loads(body)
         time.sleep(0.1)
     refused, _ = _http(port, "/api/status", None)
     for path in (
@@ -185,6 +193,9 @@ def _paper_session_with_api(folder: Path, monkeypatch) -> dict[str, object]:
     ):  # fmt: skip
         status, replies[path] = _http(port, path, CANARY_TOKEN)
         assert status == 200, (path, replies[path])
+    # The real runner's orders, newest first.
+    bar_times = [order["bar_time"] for order in json.loads(replies["/api/orders"])]
+    assert len(set(bar_times)) >= 2 and bar_times == sorted(bar_times, reverse=True)
     stop = json.dumps({"flatten": True}).encode()
     status, replies["/api/stop"] = _http(port, "/api/stop", CANARY_TOKEN, stop)
     assert status == 202, replies["/api/stop"]
@@ -206,6 +217,18 @@ def test_canary_secrets_appear_nowhere(
 
     # Positive controls: the secrets were in use.
     assert CANARY_KEY in trading_server.api_keys
+    # The secret signed: Binance's HMAC-SHA256 of the query string (or form body)
+    # before its trailing signature, the urlencoded parameters in order.
+    signed = [r for r in trading_server.requests if "signature" in r.params]
+    assert any(r.path == "/api/v3/order" and r.method == "POST" for r in signed)
+    for request in signed:
+        message, _, signature = (request.body or request.query).rpartition(
+            "&signature="
+        )
+        unsigned = [(k, v) for k, v in request.params.items() if k != "signature"]
+        assert message == urlencode(unsigned), request
+        expected = hmac.new(CANARY_SECRET.encode(), message.encode(), hashlib.sha256)
+        assert signature == request.params["signature"] == expected.hexdigest()
     assert ccxt_run["summary"].orders > 0
     assert paper_run["refused"] == 401
     result = paper_run["result"]
